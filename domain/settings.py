@@ -1,0 +1,130 @@
+"""Settings, read once from the environment (and an optional .env file) and validated.
+
+Names follow the seed design (`API_*`, `DATABASE_URL`, `REDIS_URL`, `ML_MODEL_VERSION`, `FAISS_INDEX_PATH`).
+Leaving `DATABASE_URL` unset selects the embedded default, a SQLite file under `VITRINE_DATA_DIR`; leaving
+`REDIS_URL` unset selects an in-process cache. `get_settings()` is cached; tests call `get_settings.cache_clear()`.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+PLACEHOLDER_KEYS = {"your-api-key-here", "changeme", "secret", ""}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    # --- server -------------------------------------------------------------------------------------------
+    api_host: str = "0.0.0.0"
+    api_port: int = Field(3000, ge=1, le=65535)
+    api_workers: int = Field(1, ge=1, le=64)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    data_dir: Path = Field(Path("var"), alias="VITRINE_DATA_DIR")
+
+    # --- storage ------------------------------------------------------------------------------------------
+    database_url: str | None = None
+    db_pool_size: int = Field(20, ge=1, le=500)
+    db_max_overflow: int = Field(10, ge=0, le=500)
+    redis_url: str | None = None
+    # Redis must never hold a request up: past this, the request goes on without the cache.
+    redis_timeout_s: float = Field(0.25, gt=0, le=10)
+
+    # --- cache --------------------------------------------------------------------------------------------
+    api_enable_cache: bool = True
+    api_cache_ttl_search: int = Field(300, ge=1)
+    api_cache_ttl_recommend: int = Field(120, ge=1)
+    api_cache_ttl_product: int = Field(3600, ge=1)
+    cache_ttl_user_embedding: int = Field(1800, ge=1)
+    cache_ttl_query_embedding: int = Field(7200, ge=1)
+
+    # --- access -------------------------------------------------------------------------------------------
+    api_require_key: bool = False
+    api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    # --- model and index ----------------------------------------------------------------------------------
+    # The encoder is `ENCODER_MODEL_NAME:ML_MODEL_VERSION` in the BentoML model store; "latest" is the model
+    # imported last.
+    encoder_model_name: str = "vitrine-encoder"
+    ml_model_version: str = "latest"
+    encoder_device: Literal["auto", "cpu", "cuda"] = "auto"
+    faiss_index_path: Path | None = None
+    # Exact (flat) search below this many products, HNSW above it.
+    index_exact_threshold: int = Field(50_000, ge=1)
+    index_reload_interval_s: float = Field(5.0, gt=0)
+
+    # --- adaptive batching --------------------------------------------------------------------------------
+    encoder_max_batch_size: int = Field(32, ge=1, le=1024)
+    encoder_max_latency_ms: int = Field(100, ge=1)
+    index_max_batch_size: int = Field(64, ge=1, le=4096)
+    index_max_latency_ms: int = Field(50, ge=1)
+    encoder_workers: int = Field(1, ge=1, le=16)
+
+    # --- monitoring ---------------------------------------------------------------------------------------
+    slow_query_ms: float = Field(300.0, gt=0)
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [key.strip() for key in value.split(",") if key.strip()]
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if value.startswith(("postgresql://", "postgres://")):
+            return "postgresql+asyncpg://" + value.split("://", 1)[1]
+        if value.startswith("sqlite:///"):
+            return "sqlite+aiosqlite:///" + value.split(":///", 1)[1]
+        if not value.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+            raise ValueError("DATABASE_URL must be postgresql+asyncpg://... or sqlite+aiosqlite:///...")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("REDIS_URL must be redis://..., rediss://... or unix://...")
+        return value
+
+    @model_validator(mode="after")
+    def _keys_when_required(self) -> Settings:
+        if self.api_require_key:
+            real = [key for key in self.api_keys if key.lower() not in PLACEHOLDER_KEYS]
+            if not real:
+                raise ValueError("API_REQUIRE_KEY is on but API_KEYS holds no real key")
+        return self
+
+    # --- derived ------------------------------------------------------------------------------------------
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'vitrine.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+    @property
+    def resolved_index_path(self) -> Path:
+        return (self.faiss_index_path or self.data_dir / "index").resolve()
+
+    @property
+    def encoder_model_tag(self) -> str:
+        return f"{self.encoder_model_name}:{self.ml_model_version}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
