@@ -1,0 +1,53 @@
+# vitrine: the commands a newcomer and CI run. `make serve` and `make test` set the environment up first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_COUNT ?= 5000
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export BENTOML_DO_NOT_TRACK := True
+
+.PHONY: setup serve prepare test test-fast lint typecheck check loadtest relevance bench-index build clean
+
+setup: $(STAMP)
+
+# torch/torchvision are pinned (pyproject.toml) to the builds pip takes from local disk; unpinned, pip would
+# download several GB of CUDA wheels.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "torch==2.14.1" "torchvision==0.29.1"
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# The embedded default: SQLite + in-process cache, the demo catalog and the offline MiniLM model.
+prepare: setup
+	$(BIN)/vitrine db upgrade
+	$(BIN)/vitrine catalog demo --count $(DEMO_COUNT)
+	$(BIN)/vitrine model import minilm --skip-existing
+	$(BIN)/vitrine index build --if-stale
+
+serve: prepare
+	$(BIN)/bentoml serve service:Vitrine
+
+test: setup
+	$(BIN)/pytest -q
+
+test-fast: setup
+	$(BIN)/pytest -q -m "not e2e"
+
+lint: setup
+	$(BIN)/ruff check domain adapters runners commands service.py cli.py tests loadtests
+
+typecheck: setup
+	$(BIN)/mypy domain
+
+check: lint typecheck
+
+build: prepare
+	$(BIN)/bentoml build --output tag
+
+clean:
+	rm -rf var reports .pytest_cache .mypy_cache .ruff_cache

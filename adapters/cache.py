@@ -1,0 +1,164 @@
+"""The cache in front of everything: Redis in production, an in-process Redis on the embedded default.
+
+The embedded default uses fakeredis, an in-process implementation of the Redis command set, rather than a
+hand-written dict: the same commands (MGET, WATCH/MULTI, SCAN, sorted sets, TTLs) behave the same way in both
+modes, so there is one code path to test.
+
+Redis must never take a request down with it. Every operation has a short timeout; the first failure opens a
+breaker for `RETRY_AFTER_S`, during which the cache is skipped (a miss, a no-op write) without waiting on the
+network; after that the next operation tries again, so the cache comes back by itself once Redis does.
+Hits, misses and round-trip times are recorded per kind in the shared Prometheus metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from adapters.metrics import CACHE_ERRORS, CACHE_LOOKUPS, CACHE_OP_SECONDS
+
+log = logging.getLogger("vitrine.cache")
+T = TypeVar("T")
+
+RETRY_AFTER_S = 1.0
+
+
+class Cache:
+    def __init__(self, client: Redis, *, backend: str, enabled: bool = True) -> None:
+        self.client = client
+        self.backend = backend  # "redis" or "in-process"
+        self.enabled = enabled
+        self._down_until = 0.0
+        self.last_error: str | None = None
+
+    @classmethod
+    def connect(cls, redis_url: str | None, *, timeout_s: float, enabled: bool = True) -> Cache:
+        if redis_url is None:
+            import fakeredis
+
+            return cls(fakeredis.FakeAsyncRedis(), backend="in-process", enabled=enabled)
+        client = Redis.from_url(
+            redis_url,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+            retry_on_timeout=False,
+            health_check_interval=0,
+        )
+        return cls(client, backend="redis", enabled=enabled)
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    # --- availability -------------------------------------------------------------------------------------
+    @property
+    def available(self) -> bool:
+        return time.monotonic() >= self._down_until
+
+    async def guarded(self, op: str, call: Callable[[], Awaitable[T]], default: T) -> T:
+        """Run one cache operation; on any Redis failure open the breaker and return `default`."""
+        if not self.enabled or not self.available:
+            return default
+        started = time.perf_counter()
+        try:
+            result = await call()
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._down_until = time.monotonic() + RETRY_AFTER_S
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            CACHE_ERRORS.labels(op=op).inc()
+            log.warning("cache %s failed, skipping the cache for %.1fs: %s", op, RETRY_AFTER_S, self.last_error)
+            return default
+        CACHE_OP_SECONDS.labels(op=op).observe(time.perf_counter() - started)
+        return result
+
+    async def ping(self) -> float:
+        """Round-trip time in ms; raises when the cache cannot be reached (used by /status and /ready)."""
+        started = time.perf_counter()
+        await self.client.ping()
+        self._down_until = 0.0
+        return round((time.perf_counter() - started) * 1000, 2)
+
+    # --- JSON values (ResultCache protocol) ---------------------------------------------------------------
+    async def get_json(self, key: str, *, kind: str) -> Any | None:
+        raw = await self.guarded("get", lambda: self.client.get(key), None)
+        CACHE_LOOKUPS.labels(kind=kind, result="miss" if raw is None else "hit").inc()
+        return None if raw is None else json.loads(raw)
+
+    async def set_json(self, key: str, value: Any, *, ttl: int, kind: str) -> None:
+        payload = json.dumps(value, separators=(",", ":"))
+        await self.guarded("set", lambda: self.client.set(key, payload, ex=ttl), None)
+
+    async def get_many_json(self, keys: Sequence[str], *, kind: str) -> list[Any | None]:
+        if not keys:
+            return []
+        raws = await self.guarded("mget", lambda: self.client.mget(list(keys)), [None] * len(keys))
+        hits = sum(raw is not None for raw in raws)
+        CACHE_LOOKUPS.labels(kind=kind, result="hit").inc(hits)
+        CACHE_LOOKUPS.labels(kind=kind, result="miss").inc(len(keys) - hits)
+        return [None if raw is None else json.loads(raw) for raw in raws]
+
+    async def set_many_json(self, items: dict[str, Any], *, ttl: int) -> None:
+        if not items:
+            return
+
+        async def write() -> None:
+            async with self.client.pipeline(transaction=False) as pipe:
+                for key, value in items.items():
+                    pipe.set(key, json.dumps(value, separators=(",", ":")), ex=ttl)
+                await pipe.execute()
+
+        await self.guarded("mset", write, None)
+
+    # --- raw bytes (embeddings) ---------------------------------------------------------------------------
+    async def get_bytes(self, key: str, *, kind: str) -> bytes | None:
+        raw = await self.guarded("get", lambda: self.client.get(key), None)
+        CACHE_LOOKUPS.labels(kind=kind, result="miss" if raw is None else "hit").inc()
+        return raw
+
+    async def set_bytes(self, key: str, value: bytes, *, ttl: int) -> None:
+        await self.guarded("set", lambda: self.client.set(key, value, ex=ttl), None)
+
+    # --- counters and invalidation ------------------------------------------------------------------------
+    async def get_int(self, key: str) -> int:
+        raw = await self.guarded("get", lambda: self.client.get(key), None)
+        return int(raw) if raw is not None else 0
+
+    async def incr(self, key: str) -> int | None:
+        return await self.guarded("incr", lambda: self.client.incr(key), None)
+
+    async def delete(self, *keys: str) -> None:
+        if keys:
+            await self.guarded("delete", lambda: self.client.delete(*keys), None)
+
+    async def delete_pattern(self, pattern: str, *, batch: int = 500) -> int:
+        """Delete every key matching `pattern`, walking the keyspace with SCAN (never KEYS, which blocks Redis)."""
+
+        async def scan_and_delete() -> int:
+            deleted = 0
+            chunk: list[bytes] = []
+            async for key in self.client.scan_iter(match=pattern, count=batch):
+                chunk.append(key)
+                if len(chunk) >= batch:
+                    deleted += await self.client.unlink(*chunk)
+                    chunk = []
+            if chunk:
+                deleted += await self.client.unlink(*chunk)
+            return deleted
+
+        return await self.guarded("delete_pattern", scan_and_delete, 0)
+
+    # --- frequency tracking -------------------------------------------------------------------------------
+    async def bump_score(self, key: str, member: str, amount: float = 1.0) -> None:
+        await self.guarded("zincrby", lambda: self.client.zincrby(key, amount, member), None)
+
+    async def top(self, key: str, *, limit: int, min_score: float = 0.0) -> list[tuple[str, float]]:
+        def query() -> Awaitable[list[tuple[bytes, float]]]:
+            return self.client.zrevrangebyscore(key, "+inf", min_score, start=0, num=limit, withscores=True)
+
+        rows = await self.guarded("zrange", query, [])
+        return [(member.decode() if isinstance(member, bytes) else str(member), float(score)) for member, score in rows]

@@ -1,0 +1,156 @@
+"""POST /api/v1/search through `bentoml serve`, on the real fashion catalog, PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+RESULT_FIELDS = {
+    "product_id", "score", "product_name", "description", "price", "rrp_price", "currency", "image_url",
+    "product_url", "merchant_name", "brand_name", "category_name", "colour", "in_stock", "stock_quantity",
+}  # fmt: skip
+
+
+def test_seed_example_is_answered_with_filters_respected(stack):
+    response = stack.post(
+        "/api/v1/search",
+        {"query": "summer dresses", "filters": {"min_price": 30, "max_price": 100, "in_stock": True}, "limit": 20},
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert set(body) >= {"query", "results", "total", "limit", "offset", "took_ms", "cached"}
+    assert body["query"] == "summer dresses" and body["limit"] == 20 and body["offset"] == 0
+    assert 0 < len(body["results"]) <= 20
+    for result in body["results"]:
+        assert set(result) >= RESULT_FIELDS
+        assert isinstance(result["price"], float) and isinstance(result["score"], float)
+        assert 30 <= result["price"] <= 100
+        assert result["in_stock"] is True
+    scores = [result["score"] for result in body["results"]]
+    assert scores == sorted(scores, reverse=True)
+    assert body["total"] >= len(body["results"])
+
+
+def test_brand_and_category_filters_and_total(stack):
+    unfiltered = stack.post("/api/v1/search", {"query": "running shoes", "limit": 5}).json()
+    body = stack.post(
+        "/api/v1/search",
+        {"query": "running shoes", "filters": {"brands": ["Nike", "Puma"], "categories": ["Sports Shoes"]}, "limit": 50},
+    ).json()
+    assert body["results"], body
+    assert {r["brand_name"] for r in body["results"]} <= {"Nike", "Puma"}
+    assert {r["category_name"] for r in body["results"]} == {"Sports Shoes"}
+    # total counts every product matching the filters, which is fewer than the whole catalog
+    assert len(body["results"]) == body["total"] < unfiltered["total"]
+
+
+def test_narrow_filter_still_fills_the_page(stack):
+    # 'Dresses' is 9 of 1,099 products: a post-filter over the top hits would return almost none.
+    body = stack.post(
+        "/api/v1/search", {"query": "leather wallet", "filters": {"categories": ["Dresses"]}, "limit": 20}
+    ).json()
+    assert body["total"] == 9
+    assert len(body["results"]) == 9
+    assert {r["category_name"] for r in body["results"]} == {"Dresses"}
+
+
+def test_pages_are_disjoint_and_in_score_order(stack):
+    first = stack.post("/api/v1/search", {"query": "blue t-shirt", "limit": 10, "offset": 0}).json()["results"]
+    second = stack.post("/api/v1/search", {"query": "blue t-shirt", "limit": 10, "offset": 10}).json()["results"]
+    assert len(first) == len(second) == 10
+    assert not {r["product_id"] for r in first} & {r["product_id"] for r in second}
+    assert first[-1]["score"] >= second[0]["score"]
+
+
+def test_repeat_is_served_from_the_cache(stack):
+    query = {"query": f"red sneakers {uuid.uuid4().hex[:6]}", "limit": 7}
+    first = stack.post("/api/v1/search", query).json()
+    second = stack.post("/api/v1/search", query).json()
+    assert first["cached"] is False
+    assert second["cached"] is True
+    assert [r["product_id"] for r in second["results"]] == [r["product_id"] for r in first["results"]]
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"query": ""}, "query"),
+        ({"query": "   "}, "query"),
+        ({"query": "x" * 513}, "query"),
+        ({"query": "shoes", "limit": 0}, "limit"),
+        ({"query": "shoes", "limit": 1000}, "limit"),
+        ({"query": "shoes", "offset": -1}, "offset"),
+        ({"query": "shoes", "offset": 5000}, "offset"),
+        ({"query": "shoes", "filters": {"min_price": 100, "max_price": 10}}, "filters"),
+        ({"query": "shoes", "limit": "many"}, "limit"),
+        ({"query": 42}, "query"),
+        ({"query": "shoes", "filters": {"colour": "red"}}, "colour"),
+        ({"query": "shoes", "filters": {"brands": "Nike"}}, "brands"),
+        ({"query": "shoes", "limt": 5}, "limt"),
+        ({"limit": 5}, "query"),
+    ],
+)
+def test_bad_input_is_a_4xx_naming_the_field(stack, payload, field):
+    response = stack.post("/api/v1/search", payload)
+    assert response.status_code in (400, 422), response.text
+    assert field in response.text
+
+
+def test_malformed_json_is_a_400(stack):
+    response = stack.client.post(
+        "/api/v1/search", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("query", "category", "minimum"),
+    [("black heels", "Heels", 7), ("backpack for school", "Backpacks", 8), ("women's handbag", "Handbags", 7),
+     ("flip flops", "Flip Flops", 6), ("football", "Footballs", 4)],
+)  # fmt: skip
+def test_obvious_queries_find_obvious_products(stack, query, category, minimum):
+    results = stack.post("/api/v1/search", {"query": query, "limit": 10}).json()["results"]
+    assert sum(r["category_name"] == category for r in results) >= minimum, [r["product_name"] for r in results]
+
+
+def test_black_heels_are_black(stack):
+    results = stack.post("/api/v1/search", {"query": "black heels", "limit": 5}).json()["results"]
+    assert sum(r["colour"] == "Black" for r in results) >= 3, [(r["product_name"], r["colour"]) for r in results]
+
+
+def _batch_histogram(metrics: str, method: str) -> tuple[float, float]:
+    """(observations, observations of batch size 1) of the encoder's adaptive batching histogram."""
+    total = single = 0.0
+    for line in metrics.splitlines():
+        if "adaptive_batch_size" not in line or f'method_name="{method}"' not in line:
+            continue
+        value = float(line.rsplit(" ", 1)[1])
+        if line.startswith("bentoml_service_adaptive_batch_size_count"):
+            total += value
+        elif "_bucket" in line and re.search(r'le="1(\.0)?"', line):
+            single += value
+    return total, single
+
+
+def test_concurrent_requests_form_encoder_batches(stack):
+    before_total, before_single = _batch_histogram(stack.metrics(), "encode_text")
+
+    async def burst() -> list[int]:
+        async with httpx.AsyncClient(base_url=stack.url, timeout=60) as client:
+            tag = uuid.uuid4().hex[:6]
+            requests = [
+                client.post("/api/v1/search", json={"query": f"casual shirt {tag} {i}", "limit": 5}) for i in range(32)
+            ]
+            return [r.status_code for r in await asyncio.gather(*requests)]
+
+    assert asyncio.run(burst()) == [200] * 32
+    total, single = _batch_histogram(stack.metrics(), "encode_text")
+    batches = total - before_total
+    assert 0 < batches < 32, f"32 concurrent queries ran as {batches} encoder batches"
+    assert (total - single) > (before_total - before_single), "no encoder batch larger than one"
