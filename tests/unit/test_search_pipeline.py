@@ -1,0 +1,105 @@
+"""The search pipeline and page assembly (domain/search.py, domain/ranking.py) against plain fakes."""
+
+from __future__ import annotations
+
+import pytest
+
+from domain.api_models import SearchRequest
+from domain.filters import SearchFilters
+from domain.search import SearchPipeline
+from tests.unit.fakes import FakeCache, FakeCatalog, FakeEncoder, FakeIndex, catalog_rows
+
+
+def make_pipeline(count: int = 200, **overrides):
+    vectors, prices, rows = catalog_rows(count)
+    index, catalog, cache, encoder = FakeIndex(vectors, prices), FakeCatalog(rows), FakeCache(), FakeEncoder()
+    pipeline = SearchPipeline(
+        encoder=encoder,
+        index=index,
+        catalog=catalog,
+        cache=cache,
+        model_tag=lambda: "model:1",
+        index_version=lambda: index.version,
+        **overrides,
+    )
+    return pipeline, index, catalog, cache, encoder
+
+
+async def test_results_come_in_descending_score_with_the_index_total():
+    pipeline, index, *_ = make_pipeline()
+    response = await pipeline.search(SearchRequest(query="shoes", limit=10))
+    scores = [r.score for r in response.results]
+    assert len(scores) == 10 and scores == sorted(scores, reverse=True)
+    assert response.total == 200 and response.cached is False
+
+
+async def test_inactive_products_are_dropped_and_the_page_backfilled():
+    pipeline, index, catalog, *_ = make_pipeline()
+    full = await pipeline.search(SearchRequest(query="bags", limit=30))
+    top_ids = [r.product_id for r in full.results]
+    catalog.inactive = set(top_ids[:15])  # more than the slack, so a second, wider index call is needed
+    pipeline.cache_enabled = False
+    page = await pipeline.search(SearchRequest(query="bags", limit=10))
+    ids = [r.product_id for r in page.results]
+    assert len(ids) == 10
+    assert not set(ids) & catalog.inactive
+    assert ids == top_ids[15:25]
+    assert index.requested_k[-1] > index.requested_k[-2]
+
+
+async def test_offset_counts_only_live_products():
+    pipeline, _, catalog, *_ = make_pipeline(cache_enabled=False)
+    everything = await pipeline.search(SearchRequest(query="coats", limit=30))
+    ids = [r.product_id for r in everything.results]
+    catalog.inactive = {ids[0]}
+    second_page = await pipeline.search(SearchRequest(query="coats", limit=10, offset=10))
+    assert [r.product_id for r in second_page.results] == ids[11:21]
+
+
+async def test_short_page_when_fewer_products_match():
+    pipeline, *_ = make_pipeline(cache_enabled=False)
+    response = await pipeline.search(
+        SearchRequest(query="hat", limit=50, filters=SearchFilters(min_price=10, max_price=12))
+    )
+    assert response.total == len(response.results) < 50
+    assert all(10 <= r.price <= 12 for r in response.results)
+
+
+async def test_repeat_is_a_cache_hit_that_skips_the_encoder():
+    pipeline, _, _, cache, encoder = make_pipeline(cache_ttl=123)
+    request = SearchRequest(query="Red  Dress", limit=5)
+    first = await pipeline.search(request)
+    second = await pipeline.search(SearchRequest(query="red dress", limit=5))
+    assert (first.cached, second.cached) == (False, True)
+    assert encoder.calls == ["Red  Dress"]
+    assert [r.product_id for r in first.results] == [r.product_id for r in second.results]
+    assert list(cache.ttls.values()) == [123]
+
+
+async def test_a_new_index_version_means_new_cache_keys():
+    pipeline, index, _, cache, encoder = make_pipeline()
+    await pipeline.search(SearchRequest(query="jeans"))
+    index.version = "v2"
+    again = await pipeline.search(SearchRequest(query="jeans"))
+    assert again.cached is False
+    assert len(cache.values) == 2 and all(":v2:" in key or ":v1:" in key for key in cache.values)
+
+
+async def test_empty_result_says_so():
+    pipeline, *_ = make_pipeline(cache_enabled=False)
+    response = await pipeline.search(SearchRequest(query="x", filters=SearchFilters(min_price=5000)))
+    assert response.results == [] and response.total == 0
+    assert response.message
+
+
+@pytest.mark.parametrize("bad", [{"query": ""}, {"query": "a", "limit": 0}, {"query": "a", "offset": 1001}])
+def test_request_validation(bad):
+    with pytest.raises(ValueError):
+        SearchRequest.model_validate(bad)
+
+
+def test_filter_cache_token_ignores_list_order():
+    a = SearchFilters(brands=["Nike", "Puma"], min_price=10)
+    b = SearchFilters(min_price=10, brands=["Puma", "Nike"])
+    assert a.cache_token() == b.cache_token()
+    assert a.cache_token() != SearchFilters(brands=["Nike"], min_price=10).cache_token()
