@@ -7,6 +7,9 @@
 Routes, in the order a client meets them:
     POST /api/v1/search            text query -> products                     domain/search.py
     POST /api/v1/search/image      uploaded image -> products                 domain/search.py
+    POST /api/v1/recommend         per-user blend -> products                 domain/recommend.py
+    POST /api/v1/feedback          one interaction, stored durably            domain/feedback.py
+    POST /api/v1/feedback/batch    up to 500 interactions                     domain/feedback.py
     GET  /health /live /ready /status                                         (operator endpoints below)
 
 Each handler is a few lines: validate (pydantic, at the edge), call the pipeline, map errors (adapters/http_errors.py).
@@ -21,17 +24,26 @@ from typing import Any
 import bentoml
 from fastapi import FastAPI
 from PIL.Image import Image
-from runners.encoder import TextImageEncoder
 from runners.index import VectorIndexService
 from starlette.responses import JSONResponse, Response
 
 from adapters.components import Components
 from adapters.http_errors import error_response, unexpected_error_response
 from adapters.metrics import ENDPOINT_REQUESTS, observe_stage
-from domain.api_models import SearchRequest, SearchResponse
+from domain.api_models import (
+    FeedbackAnswer,
+    FeedbackBatchRequest,
+    FeedbackBatchResponse,
+    FeedbackRequest,
+    RecommendRequest,
+    RecommendResponse,
+    SearchRequest,
+    SearchResponse,
+)
 from domain.errors import Unsupported, VitrineError
 from domain.filters import SearchFilters
 from domain.settings import get_settings
+from runners.encoder import TextImageEncoder
 
 settings = get_settings()
 VERSION = "0.1.0"
@@ -97,6 +109,26 @@ class Vitrine:
             )
         return await self.components.search.search_by_image(image, filters=filters, limit=limit, offset=offset)
 
+    # --- personalization ----------------------------------------------------------------------------------
+    @bentoml.api(route="/api/v1/recommend")
+    async def recommend(self, request: RecommendRequest, /) -> RecommendResponse:
+        """Per-user results in four contexts (feed, search, similar, category), with the blend used."""
+        return await self._answer("recommend", self.components.recommend.recommend(request))
+
+    @bentoml.api(route="/api/v1/feedback")
+    async def feedback(self, event: FeedbackRequest, /) -> FeedbackAnswer:
+        """Store one interaction durably, then update the session; a repeated event_id replays the first answer."""
+        return await self._answer("feedback", self._feedback(event))
+
+    async def _feedback(self, event: FeedbackRequest) -> Any:
+        answer, replayed = await self.components.feedback.accept(event)
+        return JSONResponse(answer.model_dump(mode="json"), headers={"Idempotent-Replayed": str(replayed).lower()})
+
+    @bentoml.api(route="/api/v1/feedback/batch")
+    async def feedback_batch(self, batch: FeedbackBatchRequest, /) -> FeedbackBatchResponse:
+        """Up to 500 interactions, a result per event; one bad event does not sink the others."""
+        return await self._answer("feedback_batch", self.components.feedback.accept_batch(batch.events))
+
     # --- operator endpoints (GET, mounted FastAPI app) ----------------------------------------------------
     @operator_app.get("/health")
     async def health(self) -> dict[str, str]:
@@ -126,6 +158,8 @@ class Vitrine:
             "links": {
                 "search": "/api/v1/search",
                 "image_search": "/api/v1/search/image",
+                "recommend": "/api/v1/recommend",
+                "feedback": "/api/v1/feedback",
                 "health": "/health",
                 "ready": "/ready",
                 "status": "/status",

@@ -19,11 +19,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.cache import Cache
 from adapters.db.engine import create_engine
-from adapters.db.products import count_active_products, fetch_products
-from adapters.metrics import INDEX_VERSION, observe_stage
+from adapters.db.interactions import SqlInteractionLog
+from adapters.db.products import best_products, count_active_products, fetch_products, product_exists
+from adapters.metrics import FEEDBACK_EVENTS, INDEX_VERSION, observe_stage
 from adapters.product_cache import CachedCatalog
 from adapters.runner_clients import EncoderClient, IndexClient
+from adapters.user_state import CacheSessionStore, CacheUserVersions, Profiles
 from domain.errors import DependencyDown
+from domain.feedback import FeedbackPipeline
+from domain.recommend import RecommendPipeline
 from domain.search import SearchPipeline
 from domain.settings import Settings
 
@@ -66,7 +70,11 @@ class Components:
             observe=observe_stage,
         )
         self.catalog = CachedCatalog(
-            self.fetch_products, self.cache, ttl=settings.api_cache_ttl_product, observe=observe_stage
+            self.fetch_products,
+            self.product_exists,
+            self.cache,
+            ttl=settings.api_cache_ttl_product,
+            observe=observe_stage,
         )
         self.search = SearchPipeline(
             encoder=self.encoder,
@@ -79,12 +87,46 @@ class Components:
             cache_enabled=settings.api_enable_cache,
             observe=observe_stage,
         )
+        self.interactions = SqlInteractionLog(self.engine)
+        model_tag = lambda: self.runners.model_tag  # noqa: E731 - read at call time: known once the encoder answers
+        self.sessions = CacheSessionStore(self.cache, model_tag=model_tag)
+        self.user_versions = CacheUserVersions(self.cache)
+        self.profiles = Profiles(
+            self.cache, self.interactions, self.index, model_tag=model_tag, ttl=settings.cache_ttl_user_embedding
+        )
+        self.feedback = FeedbackPipeline(
+            products=self.catalog,
+            interactions=self.interactions,
+            vectors=self.index,
+            sessions=self.sessions,
+            versions=self.user_versions,
+            refresh_profile=self.profiles.schedule,
+            on_accepted=lambda kind: FEEDBACK_EVENTS.labels(interaction_type=kind.value).inc(),
+        )
+        self.recommend = RecommendPipeline(
+            encoder=self.encoder,
+            index=self.index,
+            vectors=self.index,
+            catalog=self.catalog,
+            profiles=self.profiles,
+            sessions=self.sessions,
+            interactions=self.interactions,
+            versions=self.user_versions,
+            best_products=self.best_products,
+            cache=self.cache,
+            model_tag=model_tag,
+            index_version=lambda: self.index.version,
+            cache_ttl=settings.api_cache_ttl_recommend,
+            cache_enabled=settings.api_enable_cache,
+            observe=observe_stage,
+        )
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         self._tasks.append(asyncio.create_task(self._poll_runners(), name="vitrine-poll-runners"))
 
     async def close(self) -> None:
+        await self.profiles.drain()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -97,6 +139,18 @@ class Components:
     async def fetch_products(self, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
         try:
             return await fetch_products(self.engine, ids)
+        except (OperationalError, DBAPIError, OSError, ConnectionError) as exc:
+            raise DependencyDown("database", str(exc).splitlines()[0]) from exc
+
+    async def product_exists(self, product_id: int) -> bool:
+        try:
+            return await product_exists(self.engine, product_id, active_only=False)
+        except (OperationalError, DBAPIError, OSError, ConnectionError) as exc:
+            raise DependencyDown("database", str(exc).splitlines()[0]) from exc
+
+    async def best_products(self, limit: int) -> list[int]:
+        try:
+            return await best_products(self.engine, limit=limit)
         except (OperationalError, DBAPIError, OSError, ConnectionError) as exc:
             raise DependencyDown("database", str(exc).splitlines()[0]) from exc
 

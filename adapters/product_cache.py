@@ -56,12 +56,14 @@ class CachedCatalog:
     def __init__(
         self,
         fetch_from_db: Callable[[Sequence[int]], Awaitable[dict[int, dict[str, Any]]]],
+        exists_in_db: Callable[[int], Awaitable[bool]],
         cache: Cache,
         *,
         ttl: int,
         observe: Callable[[str, float], None],
     ) -> None:
         self._fetch_from_db = fetch_from_db
+        self._exists_in_db = exists_in_db
         self._cache = cache
         self._ttl = ttl
         self._observe = observe
@@ -97,3 +99,9 @@ class CachedCatalog:
                 )
         self._observe("enrich", time.perf_counter() - started)
         return found
+
+    async def exists(self, product_id: int) -> bool:
+        """Known to the catalog, active or not (feedback on a product withdrawn since is still feedback)."""
+        if product_id in await self.fetch([product_id]):
+            return True
+        return await self._exists_in_db(product_id)

@@ -6,11 +6,14 @@ ignored parameter. The seed's examples are valid requests as they are.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from domain.blending import RecommendContext
 from domain.filters import SearchFilters
+from domain.interactions import InteractionContext, InteractionType
 
 SearchMode = Literal["hybrid", "vector", "keyword"]
 QueryText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=512)]
@@ -73,3 +76,104 @@ class SearchResponse(BaseModel):
     mode: SearchMode = "vector"
     interpretation: QueryInterpretation | None = None
     message: str | None = None
+
+
+# --- personalization ----------------------------------------------------------------------------------------
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+UserId = Annotated[int, Field(gt=0, le=2**63 - 1, description="The shop's numeric user id")]
+ProductId = Annotated[int, Field(gt=0, le=2**63 - 1, description="The product id (the feed's aw_product_id)")]
+
+
+class FeedbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: UserId
+    product_id: ProductId
+    interaction_type: InteractionType
+    context: InteractionContext = InteractionContext.OTHER
+    position: int | None = Field(None, ge=0, le=10_000)
+    event_id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)] | None = Field(
+        None, description="A client-made id: a retry with the same event_id is stored and counted once."
+    )
+    session_id: Annotated[str, StringConstraints(max_length=128)] | None = None
+    rating: int | None = Field(None, ge=1, le=5, description="1..5, required for rating events, refused on others")
+    timestamp: datetime | None = Field(None, description="When it happened (ISO 8601; UTC when no offset); default now")
+
+    @model_validator(mode="after")
+    def _rating_matches_type(self) -> FeedbackRequest:
+        if self.interaction_type is InteractionType.RATING and self.rating is None:
+            raise ValueError("rating is required when interaction_type is 'rating'")
+        if self.interaction_type is not InteractionType.RATING and self.rating is not None:
+            raise ValueError("rating is only accepted when interaction_type is 'rating'")
+        if self.timestamp is not None:
+            if self.timestamp.tzinfo is None:
+                self.timestamp = self.timestamp.replace(tzinfo=UTC)
+            if self.timestamp > datetime.now(UTC) + MAX_CLOCK_SKEW:
+                raise ValueError("timestamp is in the future")
+        return self
+
+
+class FeedbackAnswer(BaseModel):
+    """The answer to an accepted event: built from the stored row, so a retry gets the very same answer."""
+
+    status: Literal["accepted"] = "accepted"
+    interaction_id: int
+    event_id: str | None
+    user_id: int
+    product_id: int
+    interaction_type: InteractionType
+    occurred_at: str
+
+
+class FeedbackBatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # Items are validated one by one by the pipeline, so one bad event does not sink the others.
+    events: list[dict[str, Any]] = Field(min_length=1, max_length=500)
+
+
+class FeedbackBatchItem(BaseModel):
+    index: int
+    status_code: int
+    result: FeedbackAnswer | None = None
+    error: dict[str, Any] | None = None
+
+
+class FeedbackBatchResponse(BaseModel):
+    accepted: int
+    rejected: int
+    results: list[FeedbackBatchItem]
+
+
+class RecommendRequest(Page):
+    user_id: UserId
+    context: RecommendContext = RecommendContext.FEED
+    query: QueryText | None = None
+    product_id: ProductId | None = None
+    category: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)] | None = None
+    filters: SearchFilters | None = None
+
+    @model_validator(mode="after")
+    def _context_needs(self) -> RecommendRequest:
+        needed = {
+            RecommendContext.SEARCH: "query",
+            RecommendContext.SIMILAR: "product_id",
+            RecommendContext.CATEGORY: "category",
+        }.get(self.context)
+        if needed is not None and getattr(self, needed) is None:
+            raise ValueError(f"{needed} is required when context is '{self.context.value}'")
+        return self
+
+
+class RecommendResponse(BaseModel):
+    user_id: int
+    context: RecommendContext
+    strategy: Literal["personalized", "cold_start"]
+    blend_weights: dict[str, float]
+    components: list[str]
+    results: list[ProductResult]
+    total: int
+    limit: int
+    offset: int
+    took_ms: float
+    cached: bool

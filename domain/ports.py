@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 import numpy as np
 
 from domain.filters import SearchFilters
+from domain.interactions import InteractionType
+from domain.profile import StoredInteraction
 
 Vector = np.ndarray  # float32, L2-normalised, shape (dim,)
 
@@ -51,3 +54,46 @@ class ResultCache(Protocol):
     async def get_json(self, key: str, *, kind: str) -> Any | None: ...
 
     async def set_json(self, key: str, value: Any, *, ttl: int, kind: str) -> None: ...
+
+
+# --- personalization ----------------------------------------------------------------------------------------
+class ProductVectors(Protocol):
+    async def vectors(self, product_ids: list[int]) -> dict[int, Vector]:
+        """Stored index vectors by product id; ids not in the index are absent."""
+        ...
+
+
+class ProductDirectory(Protocol):
+    async def exists(self, product_id: int) -> bool: ...
+
+
+class InteractionLog(Protocol):
+    async def record(self, event: Any, *, occurred_at: datetime) -> tuple[dict[str, Any], bool]:
+        """Commit the event durably; (the stored row, whether it is new). A known event_id returns its first row."""
+        ...
+
+    async def purchased(self, user_id: int) -> set[int]: ...
+
+    async def recent_for_user(self, user_id: int, *, limit: int) -> list[StoredInteraction]: ...
+
+    async def recent_everyone(self, *, since: datetime, limit: int) -> list[StoredInteraction]: ...
+
+
+class SessionStore(Protocol):
+    async def apply(
+        self, user_id: int, kind: InteractionType, vector: Vector, *, weight: float, at: float
+    ) -> bool:
+        """Fold one event into the user's session atomically; False when the store cannot be reached."""
+        ...
+
+    async def embedding(self, user_id: int, *, now: float) -> Vector | None: ...
+
+
+class ProfileSource(Protocol):
+    async def long_term(self, user_id: int) -> Vector | None: ...
+
+
+class UserVersions(Protocol):
+    async def current(self, user_id: int) -> int: ...
+
+    async def bump(self, user_id: int) -> None: ...

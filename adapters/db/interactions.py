@@ -1,0 +1,164 @@
+"""The durable record of what shoppers did, and their long-term profiles (PostgreSQL or the embedded SQLite).
+
+`record` is the write path of POST /api/v1/feedback: one INSERT, committed before the API answers.
+A client-made `event_id` makes retries safe: the insert does nothing on a known event_id and the first row is
+returned instead, so a retried event is stored and counted once. Database failures surface as
+`DependencyDown` (503): the client retries, and no acknowledged event is lost.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from adapters.db.tables import user_interactions, user_profiles
+from domain.errors import DependencyDown
+from domain.interactions import InteractionType
+from domain.profile import StoredInteraction
+
+RETURNED = (
+    user_interactions.c.id,
+    user_interactions.c.event_id,
+    user_interactions.c.user_id,
+    user_interactions.c.product_id,
+    user_interactions.c.interaction_type,
+    user_interactions.c.occurred_at,
+)
+DB_FAILURES = (OperationalError, DBAPIError, OSError, ConnectionError)
+
+
+def _insert_for(engine: AsyncEngine) -> Any:
+    return postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+
+
+def _stored(row: sa.Row[Any]) -> StoredInteraction:
+    occurred_at: datetime = row.occurred_at
+    if occurred_at.tzinfo is None:
+        occurred_at = occurred_at.replace(tzinfo=UTC)
+    return StoredInteraction(
+        product_id=int(row.product_id),
+        interaction_type=InteractionType(row.interaction_type),
+        occurred_at=occurred_at.timestamp(),
+        rating=row.rating,
+    )
+
+
+class SqlInteractionLog:
+    """`InteractionLog` and profile storage over SQLAlchemy."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def record(self, event: Any, *, occurred_at: datetime) -> tuple[dict[str, Any], bool]:
+        values = {
+            "event_id": event.event_id,
+            "user_id": event.user_id,
+            "product_id": event.product_id,
+            "interaction_type": event.interaction_type.value,
+            "context": event.context.value,
+            "position": event.position,
+            "session_id": event.session_id,
+            "rating": event.rating,
+            "occurred_at": occurred_at,
+            "received_at": datetime.now(UTC),
+        }
+        statement = _insert_for(self.engine)(user_interactions).values(**values)
+        if event.event_id is not None:
+            statement = statement.on_conflict_do_nothing(index_elements=["event_id"])
+        statement = statement.returning(*RETURNED)
+        try:
+            async with self.engine.begin() as conn:
+                inserted = (await conn.execute(statement)).mappings().first()
+                if inserted is not None:
+                    return dict(inserted), True
+                existing = (
+                    await conn.execute(sa.select(*RETURNED).where(user_interactions.c.event_id == event.event_id))
+                ).mappings().one()
+                return dict(existing), False
+        except DB_FAILURES as exc:
+            raise DependencyDown("database", str(exc).splitlines()[0]) from exc
+
+    async def purchased(self, user_id: int) -> set[int]:
+        query = sa.select(user_interactions.c.product_id).where(
+            user_interactions.c.user_id == user_id,
+            user_interactions.c.interaction_type == InteractionType.PURCHASE.value,
+        )
+        rows = await self._fetch(query)
+        return {int(row.product_id) for row in rows}
+
+    async def recent_for_user(self, user_id: int, *, limit: int) -> list[StoredInteraction]:
+        query = (
+            sa.select(
+                user_interactions.c.product_id,
+                user_interactions.c.interaction_type,
+                user_interactions.c.occurred_at,
+                user_interactions.c.rating,
+            )
+            .where(user_interactions.c.user_id == user_id)
+            .order_by(user_interactions.c.occurred_at.desc())
+            .limit(limit)
+        )
+        return [_stored(row) for row in await self._fetch(query)]
+
+    async def recent_everyone(self, *, since: datetime, limit: int) -> list[StoredInteraction]:
+        query = (
+            sa.select(
+                user_interactions.c.product_id,
+                user_interactions.c.interaction_type,
+                user_interactions.c.occurred_at,
+                user_interactions.c.rating,
+            )
+            .where(user_interactions.c.occurred_at >= since)
+            .order_by(user_interactions.c.occurred_at.desc())
+            .limit(limit)
+        )
+        return [_stored(row) for row in await self._fetch(query)]
+
+    async def count(self, **where: Any) -> int:
+        query = sa.select(sa.func.count()).select_from(user_interactions)
+        for column, value in where.items():
+            query = query.where(user_interactions.c[column] == value)
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(query)).scalar_one())
+
+    # --- long-term profiles -------------------------------------------------------------------------------
+    async def save_profile(self, user_id: int, vector: np.ndarray, *, model_tag: str, interactions: int) -> None:
+        values = {
+            "user_id": user_id,
+            "embedding": np.asarray(vector, dtype="<f4").tobytes(),
+            "dim": int(vector.shape[0]),
+            "model_tag": model_tag,
+            "interaction_count": interactions,
+            "updated_at": datetime.now(UTC),
+        }
+        statement = _insert_for(self.engine)(user_profiles).values(**values)
+        statement = statement.on_conflict_do_update(
+            index_elements=["user_id"], set_={k: v for k, v in values.items() if k != "user_id"}
+        )
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(statement)
+        except DB_FAILURES as exc:
+            raise DependencyDown("database", str(exc).splitlines()[0]) from exc
+
+    async def load_profile(self, user_id: int, *, model_tag: str) -> np.ndarray | None:
+        query = sa.select(user_profiles.c.embedding, user_profiles.c.model_tag).where(
+            user_profiles.c.user_id == user_id
+        )
+        rows = await self._fetch(query)
+        if not rows or rows[0].model_tag != model_tag or rows[0].embedding is None:
+            return None  # a profile from another model lives in another vector space
+        return np.frombuffer(rows[0].embedding, dtype="<f4").astype(np.float32)
+
+    async def _fetch(self, query: Any) -> list[sa.Row[Any]]:
+        try:
+            async with self.engine.connect() as conn:
+                return list((await conn.execute(query)).all())
+        except DB_FAILURES as exc:
+            raise DependencyDown("database", str(exc).splitlines()[0]) from exc

@@ -1,0 +1,149 @@
+"""Per-user state outside the database: the live session, the cached long-term profile, the version counter.
+
+The session lives in the cache (Redis; in-process on the embedded default), keyed by user and model. Two
+events for one user can arrive at the same moment on different workers, so the read-modify-write of the
+session runs under WATCH/MULTI and is retried when another writer got there first: both events are applied,
+none is lost. Profiles are durable in `user_profiles` and cached for `CACHE_TTL_USER_EMBEDDING`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+
+import numpy as np
+from redis.exceptions import WatchError
+
+from adapters.cache import Cache
+from adapters.db.interactions import SqlInteractionLog
+from domain import cache_keys
+from domain.interactions import InteractionType
+from domain.ports import ProductVectors, Vector
+from domain.profile import MAX_EVENTS, long_term_profile
+from domain.session import SessionState
+
+log = logging.getLogger("vitrine.user_state")
+
+SESSION_TTL_S = 4 * 3600  # longer than any session decay: by then the session has faded anyway
+MAX_WATCH_RETRIES = 20
+
+
+class CacheSessionStore:
+    def __init__(self, cache: Cache, *, model_tag: Callable[[], str]) -> None:
+        self._cache = cache
+        self._model_tag = model_tag
+
+    def _key(self, user_id: int) -> str:
+        return cache_keys.session_embedding(model=self._model_tag(), user_id=user_id)
+
+    async def apply(self, user_id: int, kind: InteractionType, vector: Vector, *, weight: float, at: float) -> bool:
+        key = self._key(user_id)
+
+        async def transaction() -> bool:
+            for _ in range(MAX_WATCH_RETRIES):
+                async with self._cache.client.pipeline(transaction=True) as pipe:
+                    try:
+                        await pipe.watch(key)
+                        state = SessionState.loads(await pipe.get(key))
+                        updated = state.apply(kind, vector, weight=weight, at=at)
+                        pipe.multi()
+                        pipe.set(key, updated.dumps(), ex=SESSION_TTL_S)
+                        await pipe.execute()
+                        return True
+                    except WatchError:
+                        continue  # another event for this user landed first: read again and re-apply
+            log.error("session update for user %s lost the race %d times", user_id, MAX_WATCH_RETRIES)
+            return False
+
+        return await self._cache.guarded("session_update", transaction, False)
+
+    async def embedding(self, user_id: int, *, now: float) -> Vector | None:
+        raw = await self._cache.get_bytes(self._key(user_id), kind="user_embedding")
+        return SessionState.loads(raw).embedding(now) if raw else None
+
+
+class CacheUserVersions:
+    """A counter per user in every recommendation cache key: bumping it invalidates them all in O(1)."""
+
+    def __init__(self, cache: Cache) -> None:
+        self._cache = cache
+
+    async def current(self, user_id: int) -> int:
+        return await self._cache.get_int(cache_keys.user_version(user_id))
+
+    async def bump(self, user_id: int) -> None:
+        await self._cache.incr(cache_keys.user_version(user_id))
+        await self._cache.bump_score(cache_keys.user_activity(), str(user_id))
+
+
+class Profiles:
+    """Long-term profiles: read through the cache, recomputed in the background after feedback."""
+
+    def __init__(
+        self,
+        cache: Cache,
+        store: SqlInteractionLog,
+        vectors: ProductVectors,
+        *,
+        model_tag: Callable[[], str],
+        ttl: int,
+    ) -> None:
+        self._cache = cache
+        self._store = store
+        self._vectors = vectors
+        self._model_tag = model_tag
+        self._ttl = ttl
+        self._pending: dict[int, asyncio.Task[None]] = {}
+        self._dirty: set[int] = set()
+
+    def _key(self, user_id: int) -> str:
+        return cache_keys.profile_embedding(model=self._model_tag(), user_id=user_id)
+
+    async def long_term(self, user_id: int) -> Vector | None:
+        raw = await self._cache.get_bytes(self._key(user_id), kind="user_embedding")
+        if raw is not None:
+            return np.frombuffer(raw, dtype=np.float32) if raw else None
+        vector = await self._store.load_profile(user_id, model_tag=self._model_tag())
+        # An absent profile is cached too (as empty bytes), so cold users do not hit the database every time.
+        await self._cache.set_bytes(self._key(user_id), b"" if vector is None else vector.tobytes(), ttl=self._ttl)
+        return vector
+
+    def schedule(self, user_id: int) -> None:
+        """Recompute the user's profile soon, off the request path; bursts of events coalesce into one run."""
+        if user_id in self._pending:
+            self._dirty.add(user_id)
+            return
+        self._pending[user_id] = asyncio.create_task(self._run(user_id), name=f"vitrine-profile-{user_id}")
+
+    async def _run(self, user_id: int) -> None:
+        try:
+            while True:
+                self._dirty.discard(user_id)
+                await self.recompute(user_id)
+                if user_id not in self._dirty:
+                    return
+        except Exception:
+            log.exception("profile update for user %s failed; the next event retries it", user_id)
+        finally:
+            self._pending.pop(user_id, None)
+
+    async def recompute(self, user_id: int) -> Vector | None:
+        events = await self._store.recent_for_user(user_id, limit=MAX_EVENTS)
+        vectors = await self._vectors.vectors(sorted({event.product_id for event in events}))
+        profile, used = long_term_profile(events, vectors, now=time.time())
+        if profile is None:
+            return None
+        await self._store.save_profile(user_id, profile, model_tag=self._model_tag(), interactions=used)
+        await self._cache.set_bytes(self._key(user_id), profile.tobytes(), ttl=self._ttl)
+        return profile
+
+    async def drain(self) -> None:
+        """Wait for profile updates in flight (shutdown)."""
+        for task in list(self._pending.values()):
+            with contextlib.suppress(Exception):
+                await task
+
+

@@ -1,0 +1,201 @@
+"""Recommendations: blend what we know of a shopper into one vector and search with it.
+
+The components come from three places: the long-term profile (durable, recomputed after feedback), the live
+session (updated on every event) and the request itself (a query to encode, or a product whose stored vector
+is looked up). domain/blending.py mixes them per context. With nothing to blend, the shopper gets the
+cold-start list: what is popular now, else the catalog's best products.
+
+Products the user purchased are left out of feed and category results; viewed or clicked ones may return.
+Answers are cached per user, context and parameters under the user's version counter, which feedback bumps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from domain import cache_keys
+from domain.api_models import ProductResult, RecommendRequest, RecommendResponse
+from domain.blending import RecommendContext, blend
+from domain.errors import NotFound
+from domain.filters import SearchFilters
+from domain.popularity import popular_products
+from domain.ports import (
+    IndexHits,
+    InteractionLog,
+    ProductLookup,
+    ProductVectors,
+    ProfileSource,
+    QueryEncoder,
+    ResultCache,
+    SessionStore,
+    UserVersions,
+    Vector,
+    VectorSearcher,
+)
+from domain.products import product_result
+from domain.ranking import ranked_page
+
+EXCLUDE_PURCHASED = {RecommendContext.FEED, RecommendContext.CATEGORY}
+POPULARITY_WINDOW = timedelta(days=14)
+POPULARITY_EVENTS = 20_000
+POPULARITY_TTL_S = 60.0
+COLD_START_POOL = 1000
+
+
+def with_category(filters: SearchFilters | None, category: str | None) -> SearchFilters | None:
+    if category is None:
+        return filters
+    return (filters or SearchFilters()).model_copy(update={"categories": [category]})
+
+
+def matches(row: Mapping[str, Any], filters: SearchFilters | None) -> bool:
+    """The index's filter semantics, applied to a catalog row (for lists that do not come from the index)."""
+    if filters is None:
+        return True
+    price = row.get("search_price")
+    if filters.min_price is not None and (price is None or float(price) < filters.min_price):
+        return False
+    if filters.max_price is not None and (price is None or float(price) > filters.max_price):
+        return False
+    if filters.in_stock is not None and bool(row.get("in_stock")) != filters.in_stock:
+        return False
+    for names, column in ((filters.brands, "brand_name"), (filters.categories, "category_name"),
+                          (filters.merchants, "merchant_name")):  # fmt: skip
+        if names is not None and row.get(column) not in names:
+            return False
+    return True
+
+
+@dataclass
+class RecommendPipeline:
+    encoder: QueryEncoder
+    index: VectorSearcher
+    vectors: ProductVectors
+    catalog: ProductLookup
+    profiles: ProfileSource
+    sessions: SessionStore
+    interactions: InteractionLog
+    versions: UserVersions
+    best_products: Callable[[int], Awaitable[list[int]]]
+    cache: ResultCache
+    model_tag: Callable[[], str]
+    index_version: Callable[[], str]
+    cache_ttl: int = 120
+    cache_enabled: bool = True
+    observe: Callable[[str, float], None] = field(default=lambda stage, seconds: None)
+    _popular: tuple[float, list[tuple[int, float]]] | None = None
+
+    async def recommend(self, request: RecommendRequest) -> RecommendResponse:
+        started = time.perf_counter()
+        key = None
+        if self.cache_enabled:
+            key = cache_keys.recommendations(
+                model=self.model_tag(),
+                index=self.index_version(),
+                user_id=request.user_id,
+                user_version=await self.versions.current(request.user_id),
+                params=request.model_dump_json(exclude={"user_id"}),
+            )
+            cached = await self.cache.get_json(key, kind="recommend")
+            if cached is not None:
+                response = RecommendResponse.model_validate(cached)
+                response.cached = True
+                response.took_ms = _ms_since(started)
+                return response
+
+        components = await self._components(request)
+        mix = blend(request.context, components)
+        exclude = await self.interactions.purchased(request.user_id) if request.context in EXCLUDE_PURCHASED else set()
+        filters = with_category(request.filters, request.category)
+        if request.context is RecommendContext.SIMILAR and request.product_id is not None:
+            exclude = exclude | {request.product_id}  # "similar to X" should not answer X
+
+        if mix.vector is not None:
+            strategy = "personalized"
+            results, total = await self._personalized(mix.vector, filters, request, exclude)
+        else:
+            strategy = "cold_start"
+            results, total = await self._cold_start(filters, request, exclude)
+
+        response = RecommendResponse(
+            user_id=request.user_id,
+            context=request.context,
+            strategy=strategy,
+            blend_weights=mix.weights,
+            components=mix.components,
+            results=results,
+            total=total,
+            limit=request.limit,
+            offset=request.offset,
+            took_ms=_ms_since(started),
+            cached=False,
+        )
+        if key is not None:
+            await self.cache.set_json(key, response.model_dump(mode="json"), ttl=self.cache_ttl, kind="recommend")
+        return response
+
+    async def _components(self, request: RecommendRequest) -> dict[str, Vector | None]:
+        context = request.context
+        wanted: dict[str, Awaitable[Vector | None]] = {"long_term": self.profiles.long_term(request.user_id)}
+        if context is RecommendContext.FEED:
+            wanted["session"] = self.sessions.embedding(request.user_id, now=time.time())
+        if context is RecommendContext.SEARCH and request.query is not None:
+            wanted["query"] = self.encoder.encode_text(request.query)
+        if context is RecommendContext.SIMILAR and request.product_id is not None:
+            wanted["product"] = self._product_vector(request.product_id)
+        t0 = time.perf_counter()
+        values = await asyncio.gather(*wanted.values())
+        self.observe("recommend_components", time.perf_counter() - t0)
+        return dict(zip(wanted, values, strict=True))
+
+    async def _product_vector(self, product_id: int) -> Vector:
+        found = await self.vectors.vectors([product_id])
+        if product_id not in found:
+            raise NotFound(f"product {product_id} is not in the catalog index", field="product_id")
+        return found[product_id]
+
+    async def _personalized(
+        self, vector: Vector, filters: SearchFilters | None, request: RecommendRequest, exclude: set[int]
+    ) -> tuple[list[ProductResult], int]:
+        async def hits(k: int) -> IndexHits:
+            t0 = time.perf_counter()
+            found = await self.index.search(vector, k=k, filters=filters)
+            self.observe("index_search", time.perf_counter() - t0)
+            return found
+
+        page = await ranked_page(hits, self.catalog, offset=request.offset, limit=request.limit, exclude=exclude)
+        return page.results, page.total
+
+    async def _cold_start(
+        self, filters: SearchFilters | None, request: RecommendRequest, exclude: set[int]
+    ) -> tuple[list[ProductResult], int]:
+        ranked = await self._popularity()
+        if not ranked:
+            best = await self.best_products(COLD_START_POOL)
+            ranked = [(pid, 0.0) for pid in best]
+        candidates = [(pid, score) for pid, score in ranked if pid not in exclude]
+        rows = await self.catalog.fetch([pid for pid, _ in candidates])
+        eligible = [(pid, score) for pid, score in candidates if pid in rows and matches(rows[pid], filters)]
+        page = eligible[request.offset : request.offset + request.limit]
+        return [product_result(rows[pid], score=score) for pid, score in page], len(eligible)
+
+    async def _popularity(self) -> list[tuple[int, float]]:
+        """Popular products, recomputed at most once a minute per process."""
+        now = time.time()
+        if self._popular is not None and now - self._popular[0] < POPULARITY_TTL_S:
+            return self._popular[1]
+        events = await self.interactions.recent_everyone(
+            since=datetime.now(UTC) - POPULARITY_WINDOW, limit=POPULARITY_EVENTS
+        )
+        ranked = popular_products(events, now=now)[:COLD_START_POOL]
+        self._popular = (now, ranked)
+        return ranked
+
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)
