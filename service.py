@@ -10,26 +10,31 @@ Routes, in the order a client meets them:
     POST /api/v1/recommend         per-user blend -> products                 domain/recommend.py
     POST /api/v1/feedback          one interaction, stored durably            domain/feedback.py
     POST /api/v1/feedback/batch    up to 500 interactions                     domain/feedback.py
-    GET  /health /live /ready /status                                         (operator endpoints below)
+    GET  /health /live /ready /status /cache/stats /performance /performance/slow-queries /   (operators)
+    DELETE /cache?kind=...         pattern invalidation (SCAN)
+    GET  /metrics                  Prometheus: BentoML's own plus vitrine_* from every process
 
-Each handler is a few lines: validate (pydantic, at the edge), call the pipeline, map errors (adapters/http_errors.py).
+Each handler is a few lines: validated input (pydantic, at the edge), one pipeline call, errors mapped to JSON
+in one place (adapters/http_errors.py). The wiring lives in adapters/components.py.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Awaitable
-from typing import Any
+from typing import Any, Literal
 
 import bentoml
-from fastapi import FastAPI
+from fastapi import FastAPI, Query
 from PIL.Image import Image
 from runners.index import VectorIndexService
 from starlette.responses import JSONResponse, Response
 
 from adapters.components import Components
 from adapters.http_errors import error_response, unexpected_error_response
-from adapters.metrics import ENDPOINT_REQUESTS, observe_stage
+from adapters.http_middleware import RequestContextMiddleware, configure_logging
+from adapters.metrics import ENDPOINT_CACHE, ENDPOINT_REQUESTS, observe_stage
+from domain import cache_keys
 from domain.api_models import (
     FeedbackAnswer,
     FeedbackBatchRequest,
@@ -46,8 +51,8 @@ from domain.settings import get_settings
 from runners.encoder import TextImageEncoder
 
 settings = get_settings()
+configure_logging(settings.log_level)
 VERSION = "0.1.0"
-RUNNER_CONNECTION = {"max_requests": 1_000_000_000, "max_age": 86400}
 
 operator_app = FastAPI(title="vitrine operator endpoints", docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -72,8 +77,10 @@ class Vitrine:
     async def stop(self) -> None:
         await self.components.close()
 
-    async def _answer(self, endpoint: str, work: Awaitable[Any]) -> Any:
-        """Run one endpoint's work: time it, count it, and turn any failure into a JSON error answer."""
+    async def _answer(
+        self, endpoint: str, work: Awaitable[Any], *, user_id: int | None = None, query: str | None = None
+    ) -> Any:
+        """Run one endpoint's work: time it, count it, note it if slow, and turn any failure into JSON."""
         started = time.perf_counter()
         try:
             result = await work
@@ -83,15 +90,20 @@ class Vitrine:
         except Exception as exc:
             ENDPOINT_REQUESTS.labels(endpoint=endpoint, outcome="500").inc()
             return unexpected_error_response(exc)
-        observe_stage(endpoint, time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        observe_stage(endpoint, elapsed)
         ENDPOINT_REQUESTS.labels(endpoint=endpoint, outcome="200").inc()
+        if (cached := getattr(result, "cached", None)) is not None:
+            ENDPOINT_CACHE.labels(endpoint=endpoint, cached=str(cached).lower()).inc()
+        await self.components.observability.note(endpoint, elapsed, user_id=user_id, query=query)
         return result
 
     # --- search -------------------------------------------------------------------------------------------
     @bentoml.api(route="/api/v1/search")
     async def search(self, request: SearchRequest, /) -> SearchResponse:
         """Products for a text query, most similar first, with optional filters and pagination."""
-        return await self._answer("search", self.components.search.search(request))
+        self.components.track_query(request.query)
+        return await self._answer("search", self.components.search.search(request), query=request.query)
 
     @bentoml.api(route="/api/v1/search/image")
     async def search_image(
@@ -113,12 +125,13 @@ class Vitrine:
     @bentoml.api(route="/api/v1/recommend")
     async def recommend(self, request: RecommendRequest, /) -> RecommendResponse:
         """Per-user results in four contexts (feed, search, similar, category), with the blend used."""
-        return await self._answer("recommend", self.components.recommend.recommend(request))
+        work = self.components.recommend.recommend(request)
+        return await self._answer("recommend", work, user_id=request.user_id, query=request.query)
 
     @bentoml.api(route="/api/v1/feedback")
     async def feedback(self, event: FeedbackRequest, /) -> FeedbackAnswer:
         """Store one interaction durably, then update the session; a repeated event_id replays the first answer."""
-        return await self._answer("feedback", self._feedback(event))
+        return await self._answer("feedback", self._feedback(event), user_id=event.user_id)
 
     async def _feedback(self, event: FeedbackRequest) -> Any:
         answer, replayed = await self.components.feedback.accept(event)
@@ -129,7 +142,7 @@ class Vitrine:
         """Up to 500 interactions, a result per event; one bad event does not sink the others."""
         return await self._answer("feedback_batch", self.components.feedback.accept_batch(batch.events))
 
-    # --- operator endpoints (GET, mounted FastAPI app) ----------------------------------------------------
+    # --- operator endpoints (mounted FastAPI app, so they can be GET) -------------------------------------
     @operator_app.get("/health")
     async def health(self) -> dict[str, str]:
         """Cheap: the process answers."""
@@ -141,14 +154,39 @@ class Vitrine:
 
     @operator_app.get("/ready")
     async def ready(self) -> Response:
-        """True once the index and model are loaded and the database answers."""
+        """200 once the index and model are loaded and the database answers; 503 until then."""
         state = await self.components.readiness()
         return JSONResponse(state, status_code=200 if state["ready"] else 503)
 
     @operator_app.get("/status")
     async def status(self) -> dict[str, Any]:
-        """Each dependency's state, versions and latency; `degraded` when an optional one is down."""
+        """Each dependency's state, versions and latency; `degraded` when the cache is down."""
         return await self.components.status()
+
+    @operator_app.get("/cache/stats")
+    async def cache_stats(self) -> dict[str, Any]:
+        """Hits and misses per kind, hit rate, round-trip times, popular queries, active users."""
+        return await self.components.observability.cache_stats()
+
+    @operator_app.delete("/cache")
+    async def invalidate_cache(
+        self, kind: Literal["search", "rec", "product", "qemb", "session", "profile"] = Query(...)
+    ) -> dict[str, Any]:
+        """Delete every cached entry of one kind (SCAN, never KEYS)."""
+        deleted = await self.components.cache.delete_pattern(cache_keys.pattern(kind))
+        if kind == "product":
+            self.components.catalog.hot.clear()
+        return {"kind": kind, "deleted": deleted}
+
+    @operator_app.get("/performance")
+    async def performance(self) -> dict[str, Any]:
+        """p50/p95/p99 per operation and endpoint across all processes, a health grade, and advice."""
+        return self.components.observability.performance()
+
+    @operator_app.get("/performance/slow-queries")
+    async def slow_queries(self, limit: int = Query(100, ge=1, le=10_000)) -> dict[str, Any]:
+        """The most recent operations slower than SLOW_QUERY_MS, newest first."""
+        return await self.components.observability.slow_queries(limit=limit)
 
     @operator_app.get("/")
     async def root(self) -> dict[str, Any]:
@@ -164,6 +202,13 @@ class Vitrine:
                 "ready": "/ready",
                 "status": "/status",
                 "metrics": "/metrics",
+                "cache_stats": "/cache/stats",
+                "performance": "/performance",
                 "openapi": "/docs.json",
             },
         }
+
+
+Vitrine.add_asgi_middleware(
+    RequestContextMiddleware, require_key=settings.api_require_key, api_keys=settings.api_keys
+)

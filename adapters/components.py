@@ -22,9 +22,12 @@ from adapters.db.engine import create_engine
 from adapters.db.interactions import SqlInteractionLog
 from adapters.db.products import best_products, count_active_products, fetch_products, product_exists
 from adapters.metrics import FEEDBACK_EVENTS, INDEX_VERSION, observe_stage
+from adapters.observability import Observability
 from adapters.product_cache import CachedCatalog
 from adapters.runner_clients import EncoderClient, IndexClient
 from adapters.user_state import CacheSessionStore, CacheUserVersions, Profiles
+from adapters.warming import warm_forever
+from domain import cache_keys
 from domain.errors import DependencyDown
 from domain.feedback import FeedbackPipeline
 from domain.recommend import RecommendPipeline
@@ -120,10 +123,24 @@ class Components:
             cache_enabled=settings.api_enable_cache,
             observe=observe_stage,
         )
+        self.observability = Observability(self.cache, slow_query_ms=settings.slow_query_ms)
         self._tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         self._tasks.append(asyncio.create_task(self._poll_runners(), name="vitrine-poll-runners"))
+        self._tasks.append(asyncio.create_task(self._warm_when_ready(), name="vitrine-cache-warming"))
+
+    async def _warm_when_ready(self) -> None:
+        while not self.runners.ready:
+            await asyncio.sleep(1.0)
+        await warm_forever(self.cache, self.search, self.recommend)
+
+    def track_query(self, query: str) -> None:
+        """Count the query for popular-query stats and warming, without holding the request up."""
+        task = asyncio.create_task(self.cache.bump_score(cache_keys.query_counts(), cache_keys.normalise_query(query)))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def close(self) -> None:
         await self.profiles.drain()
