@@ -54,7 +54,9 @@ async def _postgres_admin(*statements: str) -> None:
     try:
         connection = await asyncpg.connect(POSTGRES_ADMIN_URL, timeout=10)
     except (OSError, asyncpg.PostgresError) as error:
-        pytest.fail(f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL} ({error}); the tests need it")
+        pytest.fail(
+            f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL} ({error}); the tests need it", pytrace=False
+        )
     try:
         for statement in statements:
             await connection.execute(statement)
@@ -119,7 +121,7 @@ def redis_url() -> str:
     try:
         client.flushdb()
     except redis.RedisError as error:
-        pytest.fail(f"Redis is not reachable at {REDIS_TEST_URL} ({error}); the tests need it")
+        pytest.fail(f"Redis is not reachable at {REDIS_TEST_URL} ({error}); the tests need it", pytrace=False)
     finally:
         client.close()
     return REDIS_TEST_URL

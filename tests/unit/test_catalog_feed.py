@@ -264,7 +264,7 @@ def test_header_without_required_columns_is_a_format_error(tmp_path: Path) -> No
 
 
 def test_read_feed_streams(tmp_path: Path) -> None:
-    rows = 20_000
+    rows = 10_000
     description = "A long description that makes every row a few hundred bytes. " * 4
     with (tmp_path / "big.csv").open("w", encoding="utf-8", newline="") as handle:
         handle.write(HEADER)
