@@ -9,6 +9,7 @@ model store, an index built by `vitrine index build`, and `bentoml serve service
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -29,6 +30,7 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 FASHION_FEED = SHARED_DATA / "fashion-product-images" / "awin-feed.csv"
 BIN = Path(sys.executable).parent
 PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+API_KEY = "e2e-test-key-7f3a"
 
 
 def free_port() -> int:
@@ -82,8 +84,19 @@ class RedisServer:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.workdir)],
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -110,10 +123,37 @@ class Stack:
     index_path: Path
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
+    ready_before_index: dict[str, object] = field(default_factory=dict)
     client: httpx.Client = field(init=False)
 
     def __post_init__(self) -> None:
-        self.client = httpx.Client(base_url=self.url, timeout=30)
+        self.client = httpx.Client(base_url=self.url, timeout=30, headers={"X-API-Key": API_KEY})
+
+    def sql(self, query: str, *args: object) -> list[dict[str, object]]:
+        """Run one query against the stack's database (to check what was really stored)."""
+
+        async def run() -> list[dict[str, object]]:
+            import asyncpg
+
+            conn = await asyncpg.connect(self.database_url.replace("postgresql+asyncpg", "postgresql"))
+            try:
+                return [dict(row) for row in await conn.fetch(query, *args)]
+            finally:
+                await conn.close()
+
+        return asyncio.run(run())
+
+    def redis_client(self):  # type: ignore[no-untyped-def]
+        import redis
+
+        return redis.Redis.from_url(self.redis.url)
+
+    def wait_for_index_version(self, previous: str | None, timeout: float = 60) -> str:
+        def changed() -> str | None:
+            version = self.get("/status").json()["index"].get("version")
+            return version if version and version != previous else None
+
+        return str(wait_until(changed, timeout=timeout, interval=0.5, what="a new index version"))
 
     def post(self, path: str, json: object) -> httpx.Response:
         return self.client.post(path, json=json)
@@ -147,10 +187,8 @@ def stop_process_group(process: subprocess.Popen[bytes]) -> None:
     except (ProcessLookupError, subprocess.TimeoutExpired):
         with_kill = getattr(os, "killpg", None)
         if with_kill is not None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
 
 @pytest.fixture(scope="session")
@@ -176,12 +214,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "TRANSFORMERS_OFFLINE": "1",
         "BENTOML_DO_NOT_TRACK": "True",
         "INDEX_RELOAD_INTERVAL_S": "1",
+        "API_REQUIRE_KEY": "true",
+        "API_KEYS": f"another-key,{API_KEY}",
+        "SLOW_QUERY_MS": "50",
         "PYTHONUNBUFFERED": "1",
     }
     run_cli("db", "upgrade", env=env)
     run_cli("catalog", "import", str(FASHION_FEED), env=env)
     run_cli("model", "import", "minilm", env=env)
-    run_cli("index", "build", env=env)
 
     port = free_port()
     log_path = home / "serve.log"
@@ -195,6 +235,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     )
     stack.process = _serve(env, port, log_path)
     try:
+        # Served before any index exists: /ready must say no (recorded for test_operator_endpoints), until
+        # `vitrine index build` writes one and the index runner picks it up without a restart.
+        wait_until(lambda: stack.get("/health").status_code == 200, timeout=240, interval=1, what="/health")
+        not_ready = stack.get("/ready")
+        stack.ready_before_index = {"status_code": not_ready.status_code, **not_ready.json()}
+        run_cli("index", "build", env=env)
         wait_until(lambda: stack.get("/ready").status_code == 200, timeout=240, interval=1, what="/ready")
     except TimeoutError:
         stop_process_group(stack.process)

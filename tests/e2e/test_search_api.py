@@ -41,7 +41,11 @@ def test_brand_and_category_filters_and_total(stack):
     unfiltered = stack.post("/api/v1/search", {"query": "running shoes", "limit": 5}).json()
     body = stack.post(
         "/api/v1/search",
-        {"query": "running shoes", "filters": {"brands": ["Nike", "Puma"], "categories": ["Sports Shoes"]}, "limit": 50},
+        {
+            "query": "running shoes",
+            "filters": {"brands": ["Nike", "Puma"], "categories": ["Sports Shoes"]},
+            "limit": 50,
+        },
     ).json()
     assert body["results"], body
     assert {r["brand_name"] for r in body["results"]} <= {"Nike", "Puma"}
@@ -103,9 +107,7 @@ def test_bad_input_is_a_4xx_naming_the_field(stack, payload, field):
 
 
 def test_malformed_json_is_a_400(stack):
-    response = stack.client.post(
-        "/api/v1/search", content=b"{not json", headers={"content-type": "application/json"}
-    )
+    response = stack.client.post("/api/v1/search", content=b"{not json", headers={"content-type": "application/json"})
     assert response.status_code == 400
 
 

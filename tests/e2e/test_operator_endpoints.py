@@ -1,0 +1,160 @@
+"""What the people running vitrine see, through `bentoml serve` with two API workers and real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+import uuid
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import API_KEY, run_cli, wait_until
+from tests.e2e.test_search_api import _batch_histogram
+
+pytestmark = pytest.mark.e2e
+
+
+def test_ready_was_false_until_the_index_loaded(stack):
+    assert stack.ready_before_index["status_code"] == 503
+    assert stack.ready_before_index["ready"] is False
+    assert stack.ready_before_index["checks"]["index_loaded"] is False
+    assert stack.get("/ready").json()["ready"] is True
+
+
+def test_probes_and_root(stack):
+    assert stack.get("/health").json() == {"status": "ok"}
+    assert stack.get("/live").status_code == 200
+    root = stack.get("/").json()
+    assert root["name"] == "vitrine" and root["links"]["search"] == "/api/v1/search"
+
+
+def test_status_reports_every_dependency(stack):
+    status = stack.get("/status").json()
+    assert status["status"] == "ok"
+    assert status["database"]["state"] == "up" and status["database"]["catalog_size"] == 1099
+    assert status["cache"]["state"] == "up" and status["cache"]["backend"] == "redis"
+    assert status["encoder"]["state"] == "up" and status["encoder"]["family"] == "minilm"
+    assert status["index"]["state"] == "up" and status["index"]["size"] == 1099
+    assert status["index_version"] and status["model_version"].startswith("vitrine-encoder:")
+
+
+def test_api_keys_are_enforced_and_probes_stay_open(stack):
+    with httpx.Client(base_url=stack.url, timeout=30) as anonymous:
+        missing = anonymous.post("/api/v1/search", json={"query": "shoes"})
+        assert missing.status_code == 401 and "X-API-Key" in missing.text
+        wrong = anonymous.post("/api/v1/search", json={"query": "shoes"}, headers={"X-API-Key": "nope"})
+        assert wrong.status_code == 401 and "invalid" in wrong.text
+        assert anonymous.post(
+            "/api/v1/search", json={"query": "shoes"}, headers={"X-API-Key": "another-key"}
+        ).is_success
+        for path in ("/health", "/live", "/ready", "/metrics", "/status"):
+            assert anonymous.get(path).status_code == 200, path
+
+
+def test_request_ids_are_kept_or_made(stack):
+    kept = stack.client.post("/api/v1/search", json={"query": "cap"}, headers={"X-Request-ID": "abc-123"})
+    assert kept.headers["x-request-id"] == "abc-123"
+    made = stack.post("/api/v1/search", {"query": "cap"})
+    assert len(made.headers["x-request-id"]) == 32
+    log = stack.log_path.read_text(errors="replace")
+    assert '"request_id": "abc-123"' in log
+    assert API_KEY not in log and "another-key" not in log
+
+
+def test_a_repeated_search_is_a_hit_that_skips_the_encoder(stack):
+    query = {"query": f"green jacket {uuid.uuid4().hex[:6]}", "limit": 5}
+    assert stack.post("/api/v1/search", query).json()["cached"] is False
+    before = stack.get("/cache/stats").json()
+    batches_before, _ = _batch_histogram(stack.metrics(), "encode_text")
+    assert stack.post("/api/v1/search", query).json()["cached"] is True
+    after = stack.get("/cache/stats").json()
+    batches_after, _ = _batch_histogram(stack.metrics(), "encode_text")
+    assert batches_after == batches_before
+    assert after["hits_by_type"]["search"] == before["hits_by_type"]["search"] + 1
+    assert set(after) >= {"hits", "misses", "hit_rate_percent", "hits_by_type", "avg_get_ms", "uptime_s"}
+
+
+def test_a_repeated_query_in_a_new_context_skips_the_encoder_too(stack):
+    query = f"striped socks {uuid.uuid4().hex[:6]}"
+    stack.post("/api/v1/search", {"query": query, "limit": 3})
+    batches_before, _ = _batch_histogram(stack.metrics(), "encode_text")
+    stack.post("/api/v1/search", {"query": query, "limit": 4})  # another result key, same query embedding
+    batches_after, _ = _batch_histogram(stack.metrics(), "encode_text")
+    assert batches_after == batches_before
+
+
+def test_cache_ttls_are_the_configured_ones(stack):
+    stack.post("/api/v1/search", {"query": f"ttl probe {uuid.uuid4().hex[:6]}", "limit": 3})
+    redis = stack.redis_client()
+
+    def ttls(kind: str) -> list[int]:
+        return [redis.ttl(key) for key in redis.scan_iter(match=f"vitrine:{kind}:*", count=1000)]
+
+    assert ttls("search") and all(250 <= ttl <= 300 for ttl in ttls("search"))
+    assert ttls("product") and all(3000 <= ttl <= 3600 for ttl in ttls("product"))
+    assert ttls("qemb") and all(7000 <= ttl <= 7200 for ttl in ttls("qemb"))
+
+
+def test_performance_percentiles_cover_both_workers_and_agree_with_the_client(stack):
+    def search_count() -> int:
+        return stack.get("/performance").json()["endpoints"].get("search", {}).get("count", 0)
+
+    before = search_count()
+    timings = []
+
+    async def drive() -> None:
+        async with httpx.AsyncClient(base_url=stack.url, timeout=60, headers={"X-API-Key": API_KEY}) as client:
+            for i in range(60):
+                started = time.perf_counter()
+                response = await client.post("/api/v1/search", json={"query": f"perf probe {i % 20}", "limit": 5})
+                timings.append((time.perf_counter() - started) * 1000)
+                assert response.status_code == 200
+
+    asyncio.run(drive())
+    report = stack.get("/performance").json()
+    search = report["endpoints"]["search"]
+    assert search["count"] - before == 60  # counted whichever of the two workers answered
+    client_p50 = statistics.median(timings)
+    server_p50 = report["operations"]["search"]["p50_ms"]
+    assert server_p50 <= client_p50 * 1.1  # the server's time is inside the client's
+    assert report["operations"]["search"]["p99_ms"] >= report["operations"]["search"]["p50_ms"]
+    assert {"encode_query", "index_search", "enrich"} <= set(report["operations"])
+    assert report["health"] in {"excellent", "good", "acceptable", "slow", "critical"}
+    assert isinstance(report["recommendations"], list)
+
+
+def test_slow_queries_are_listed_newest_first(stack):
+    body = stack.get("/performance/slow-queries?limit=5").json()
+    assert body["threshold_ms"] == 50
+    for entry in body["slow_queries"]:
+        assert entry["duration_ms"] >= 50 and entry["endpoint"]
+    stamps = [entry["at"] for entry in body["slow_queries"]]
+    assert stamps == sorted(stamps, reverse=True)
+
+
+def test_metrics_expose_stages_cache_feedback_and_index_version(stack):
+    text = stack.metrics()
+    for name in ("vitrine_stage_seconds_bucket", "vitrine_cache_lookups_total", "vitrine_index_version_info",
+                 "bentoml_service_adaptive_batch_size", "vitrine_endpoint_requests_total"):  # fmt: skip
+        assert name in text, name
+
+
+def test_pattern_invalidation_clears_one_kind(stack):
+    query = {"query": f"invalidate me {uuid.uuid4().hex[:6]}", "limit": 3}
+    stack.post("/api/v1/search", query)
+    deleted = stack.client.delete("/cache", params={"kind": "search"}).json()
+    assert deleted["deleted"] >= 1
+    assert stack.post("/api/v1/search", query).json()["cached"] is False
+    assert stack.client.delete("/cache", params={"kind": "everything"}).status_code == 422
+
+
+def test_a_new_index_version_is_served_without_restart_and_uses_new_keys(stack):
+    query = {"query": f"white sneakers {uuid.uuid4().hex[:6]}", "limit": 5}
+    stack.post("/api/v1/search", query)
+    assert stack.post("/api/v1/search", query).json()["cached"] is True
+    previous = stack.get("/status").json()["index"]["version"]
+    run_cli("index", "build", env=stack.env)
+    stack.wait_for_index_version(previous)
+    wait_until(lambda: stack.post("/api/v1/search", query).json()["cached"] is False, timeout=15, what="new keys")
