@@ -47,7 +47,10 @@ class FakeIndex:
         ranked = sorted(ids, key=lambda pid: float(self.vectors[pid] @ vector), reverse=True)
         top = ranked[:k]
         return IndexHits(
-            ids=top, scores=[float(self.vectors[pid] @ vector) for pid in top], total=len(ids), index_version=self.version
+            ids=top,
+            scores=[float(self.vectors[pid] @ vector) for pid in top],
+            total=len(ids),
+            index_version=self.version,
         )
 
 
@@ -75,7 +78,9 @@ class FakeCache:
         self.ttls[key] = ttl
 
 
-def catalog_rows(count: int, dim: int = 8, seed: int = 1) -> tuple[dict[int, Vector], dict[int, float], dict[int, dict]]:
+def catalog_rows(
+    count: int, dim: int = 8, seed: int = 1
+) -> tuple[dict[int, Vector], dict[int, float], dict[int, dict]]:
     rng = np.random.default_rng(seed)
     vectors, prices, rows = {}, {}, {}
     for pid in range(1, count + 1):

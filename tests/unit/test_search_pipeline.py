@@ -26,7 +26,7 @@ def make_pipeline(count: int = 200, **overrides):
 
 
 async def test_results_come_in_descending_score_with_the_index_total():
-    pipeline, index, *_ = make_pipeline()
+    pipeline, _index, *_ = make_pipeline()
     response = await pipeline.search(SearchRequest(query="shoes", limit=10))
     scores = [r.score for r in response.results]
     assert len(scores) == 10 and scores == sorted(scores, reverse=True)
@@ -77,7 +77,7 @@ async def test_repeat_is_a_cache_hit_that_skips_the_encoder():
 
 
 async def test_a_new_index_version_means_new_cache_keys():
-    pipeline, index, _, cache, encoder = make_pipeline()
+    pipeline, index, _, cache, _encoder = make_pipeline()
     await pipeline.search(SearchRequest(query="jeans"))
     index.version = "v2"
     again = await pipeline.search(SearchRequest(query="jeans"))
