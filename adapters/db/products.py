@@ -52,6 +52,7 @@ _RECORD_COLUMNS = tuple(products.c[name] for name in FIELD_NAMES)
 # Rejections kept in an ImportReport; past this only the count grows, so a feed in the wrong format
 # (every row rejected) cannot fill memory.
 MAX_KEPT_REJECTIONS = 1000
+_LOOKUP_CHUNK = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,10 +100,16 @@ async def upsert_products(conn_or_session: Executor, records: Sequence[ProductRe
     if len(hashes) != len(records):
         raise ValueError("upsert_products: duplicate product ids in one batch")
 
-    existing = await conn_or_session.execute(
-        sa.select(products.c.id, products.c.content_hash).where(_id_in(conn_or_session, list(hashes)))
-    )
-    stored = {row.id: row.content_hash for row in existing}
+    stored: dict[int, str | None] = {}
+    ids = list(hashes)
+    # In chunks: SQLite binds one parameter per id in IN (...) and allows 32,766 per statement.
+    for start in range(0, len(ids), _LOOKUP_CHUNK):
+        existing = await conn_or_session.execute(
+            sa.select(products.c.id, products.c.content_hash).where(
+                _id_in(conn_or_session, ids[start : start + _LOOKUP_CHUNK])
+            )
+        )
+        stored.update((row.id, row.content_hash) for row in existing)
     now = utc_now()
     to_write = [
         {**_record_values(record), "content_hash": hashes[record.id], "created_at": now, "updated_at": now}
