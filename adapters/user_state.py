@@ -29,12 +29,14 @@ log = logging.getLogger("vitrine.user_state")
 
 SESSION_TTL_S = 4 * 3600  # longer than any session decay: by then the session has faded anyway
 MAX_WATCH_RETRIES = 20
+LOCK_STRIPES = 256
 
 
 class CacheSessionStore:
     def __init__(self, cache: Cache, *, model_tag: Callable[[], str]) -> None:
         self._cache = cache
         self._model_tag = model_tag
+        self._locks = [asyncio.Lock() for _ in range(LOCK_STRIPES)]
 
     def _key(self, user_id: int) -> str:
         return cache_keys.session_embedding(model=self._model_tag(), user_id=user_id)
@@ -58,7 +60,8 @@ class CacheSessionStore:
             log.error("session update for user %s lost the race %d times", user_id, MAX_WATCH_RETRIES)
             return False
 
-        return await self._cache.guarded("session_update", transaction, False)
+        async with self._locks[user_id % LOCK_STRIPES]:
+            return await self._cache.guarded("session_update", transaction, False)
 
     async def embedding(self, user_id: int, *, now: float) -> Vector | None:
         raw = await self._cache.get_bytes(self._key(user_id), kind="user_embedding")

@@ -1,0 +1,76 @@
+"""The cache adapter and the session store on real Redis (and the in-process fallback)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import numpy as np
+import pytest
+
+from adapters.cache import Cache
+from adapters.user_state import CacheSessionStore, CacheUserVersions
+from domain import cache_keys
+from domain.interactions import InteractionType
+from domain.session import SessionState
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(params=["redis", "in-process"])
+async def cache(request, redis_url):
+    cache = Cache.connect(redis_url if request.param == "redis" else None, timeout_s=0.25)
+    yield cache
+    await cache.close()
+
+
+async def test_json_round_trip_with_ttl_and_counts(cache):
+    await cache.set_json("vitrine:test:a", {"x": [1, 2]}, ttl=30, kind="search")
+    assert await cache.get_json("vitrine:test:a", kind="search") == {"x": [1, 2]}
+    assert 0 < await cache.client.ttl("vitrine:test:a") <= 30
+    assert await cache.get_many_json(["vitrine:test:a", "vitrine:test:none"], kind="product") == [{"x": [1, 2]}, None]
+
+
+async def test_pattern_invalidation_scans(cache):
+    for i in range(1200):
+        await cache.client.set(f"vitrine:scan:{i}", b"1")
+    await cache.client.set("vitrine:keep:1", b"1")
+    assert await cache.delete_pattern("vitrine:scan:*") == 1200
+    assert await cache.client.exists("vitrine:keep:1") == 1
+
+
+async def test_concurrent_session_updates_lose_nothing(cache):
+    store = CacheSessionStore(cache, model_tag=lambda: "m:test")
+    user, now = int(time.time() * 1000) % 10_000_000, time.time()
+    vectors = np.eye(8, dtype=np.float32)
+    results = await asyncio.gather(
+        *(store.apply(user, InteractionType.CLICK, vectors[i % 8], weight=0.3, at=now) for i in range(24))
+    )
+    assert all(results)
+    raw = await cache.client.get(cache_keys.session_embedding(model="m:test", user_id=user))
+    state = SessionState.loads(raw)
+    assert state.parts[InteractionType.CLICK].weight == pytest.approx(24 * 0.3, rel=1e-3)
+    assert await store.embedding(user, now=now) is not None
+
+
+async def test_user_versions_bump(cache):
+    versions = CacheUserVersions(cache)
+    user = 424242
+    start = await versions.current(user)
+    await versions.bump(user)
+    assert await versions.current(user) == start + 1
+
+
+async def test_an_unreachable_redis_is_skipped_quickly_and_retried():
+    cache = Cache.connect("redis://127.0.0.1:1/0", timeout_s=0.25)
+    try:
+        started = time.perf_counter()
+        assert await cache.get_json("k", kind="search") is None  # a miss, not an error
+        await cache.set_json("k", {"a": 1}, ttl=10, kind="search")  # a no-op
+        assert not cache.available
+        for _ in range(100):  # the breaker is open: no more waiting on the network
+            assert await cache.get_json("k", kind="search") is None
+        assert time.perf_counter() - started < 1.0
+        assert cache.last_error
+    finally:
+        await cache.close()
