@@ -1,0 +1,205 @@
+"""The index service: it batches vector searches over the CURRENT index version, and swaps versions live.
+
+Callers hold it with `bentoml.depends(VectorIndexService)` and always send a batch (a list); the wire models
+are in runners/index_wire.py, importable without faiss (this module imports faiss only inside the service):
+
+    [result] = await self.index.to_async.search([IndexQuery(vector=v, k=20, filters=filters)])
+    found = await self.index.to_async.vectors([40026645008, ...])  # {id: [float, ...]}; unknown ids absent
+    facts = await self.index.to_async.info()  # {"loaded", "version", "model_tag", "size", "dim", "kind", ...}
+
+BentoML merges concurrent `search` calls into batches of at most INDEX_MAX_BATCH_SIZE queries, waiting at
+most INDEX_MAX_LATENCY_MS; past that deadline its dispatcher answers 503 rather than queue further, so size
+the deadline to a batch of filtered queries on the hardware (a few ms each at 1M products). The unfiltered
+queries of a batch go to faiss in one call; each filtered one is planned on its own (runners/vector_index.py).
+
+Hot swap: every INDEX_RELOAD_INTERVAL_S a background task reads root/CURRENT; when it names another version
+(newer, or an older one after a rollback), that version is loaded in a worker thread and then one attribute
+is rebound. A search reads that attribute once per batch, so batches in flight finish on the index they
+started with, and the old one is freed when the last of them returns. A version that fails to load is
+logged, reported by `info()["error"]`, and left alone; the service keeps answering from the loaded one.
+
+Until any version exists the service starts anyway: /readyz answers 503, `info()` says `loaded: false`
+and why, and `search`/`vectors` answer 503.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import bentoml
+import numpy as np
+from bentoml.exceptions import InvalidArgument, ServiceUnavailable
+from prometheus_client import Counter, Histogram
+
+from domain.settings import get_settings
+from runners.index_wire import IndexQuery, IndexResult
+
+if TYPE_CHECKING:
+    from runners.vector_index import VectorIndex
+
+logger = logging.getLogger(__name__)
+settings = get_settings()  # batching limits are decorator arguments, so they are read at import time
+MAX_VECTOR_IDS = 10_000
+
+BATCH_SIZE = Histogram(
+    "vitrine_index_batch_size", "Queries in each search batch the index ran.", buckets=(1, 2, 4, 8, 16, 32, 64, 128)
+)
+BATCH_SECONDS = Histogram(
+    "vitrine_index_batch_seconds",
+    "Time to answer one search batch.",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+)
+RELOADS = Counter("vitrine_index_reloads", "Index versions loaded by the watcher, by outcome.", ["outcome"])
+
+
+@bentoml.service(
+    workers=1,  # one process holds the index in memory; faiss and numpy use the cores within it
+    traffic={"timeout": 30},
+    runner_connection={"max_requests": 1_000_000_000, "max_age": 86400.0},
+)
+class VectorIndexService:
+    def __init__(self) -> None:
+        current = get_settings()
+        self.root: Path = current.resolved_index_path
+        self.reload_interval_s = current.index_reload_interval_s
+        self.index: VectorIndex | None = None
+        self.error: str | None = None
+        self._failed_version: str | None = None
+        self._watcher: asyncio.Task[None] | None = None
+        self.reload()
+
+    # --- lifecycle ---
+    def reload(self) -> bool:
+        """Load the version CURRENT names if it is not the one loaded; True when a new one was swapped in."""
+        from runners.vector_index import VectorIndex, current_version
+
+        version = current_version(self.root)
+        if version is None:
+            if self.index is None:
+                self.error = f"no index under {self.root} yet: run `vitrine index build`"
+            return False
+        if self.index is not None and version == self.index.version:
+            return False
+        if version == self._failed_version:
+            return False  # already reported; retried when CURRENT changes
+        started = time.perf_counter()
+        try:
+            loaded = VectorIndex.load(self.root / version)
+        except Exception as exc:
+            self._failed_version = version
+            self.error = f"index version {version} failed to load: {type(exc).__name__}: {exc}"
+            logger.exception("index version %s failed to load; keeping %s", version, self._loaded_version())
+            RELOADS.labels(outcome="failed").inc()
+            return False
+        previous = self._loaded_version()
+        self.index = loaded  # the swap: one reference; batches in flight keep the object they read
+        self.error = None
+        self._failed_version = None
+        RELOADS.labels(outcome="loaded").inc()
+        logger.info(
+            "index version %s loaded in %.2fs (%d products, %s, model %s); was %s",
+            version,
+            time.perf_counter() - started,
+            loaded.size,
+            loaded.kind,
+            loaded.model_tag,
+            previous,
+        )
+        return True
+
+    @bentoml.on_startup
+    async def start_watcher(self) -> None:
+        self._watcher = asyncio.create_task(self._watch(), name="index-watcher")
+
+    @bentoml.on_shutdown
+    async def stop_watcher(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            await asyncio.gather(self._watcher, return_exceptions=True)
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self.reload_interval_s)
+            try:
+                await asyncio.to_thread(self.reload)  # loading reads files: keep it off the event loop
+            except Exception:  # the watcher must outlive any one bad version
+                logger.exception("index watcher: reload failed")
+
+    def __is_ready__(self) -> bool:
+        return self.index is not None
+
+    def _loaded_version(self) -> str | None:
+        return self.index.version if self.index is not None else None
+
+    def _require_index(self) -> VectorIndex:
+        index = self.index
+        if index is None:
+            raise ServiceUnavailable(self.error or "no index loaded")
+        return index
+
+    # --- APIs ---
+    @bentoml.api(
+        batchable=True,
+        max_batch_size=settings.index_max_batch_size,
+        max_latency_ms=settings.index_max_latency_ms,
+    )
+    def search(self, queries: list[IndexQuery]) -> list[IndexResult]:
+        started = time.perf_counter()
+        index = self._require_index()  # read once: the whole batch runs on this version
+        results: list[IndexResult | None] = [None] * len(queries)
+        good: list[int] = []
+        for i, query in enumerate(queries):
+            problem = _query_problem(query, index.dim)
+            if problem is None:
+                good.append(i)
+            else:
+                results[i] = IndexResult(ids=[], scores=[], total=0, index_version=index.version, error=problem)
+        if good:
+            matrix = np.asarray([queries[i].vector for i in good], dtype=np.float32)
+            found = index.search_batch(
+                matrix, k=[queries[i].k for i in good], filters=[queries[i].filters for i in good]
+            )
+            for i, hits in zip(good, found, strict=True):
+                results[i] = IndexResult(
+                    ids=hits.ids.tolist(), scores=hits.scores.tolist(), total=hits.total, index_version=index.version
+                )
+        BATCH_SIZE.observe(len(queries))
+        BATCH_SECONDS.observe(time.perf_counter() - started)
+        return [result for result in results if result is not None]
+
+    @bentoml.api
+    def vectors(self, product_ids: list[int]) -> dict[int, list[float]]:
+        """Stored vectors by product id, for recommendations; ids not in the index are absent."""
+        if len(product_ids) > MAX_VECTOR_IDS:
+            raise InvalidArgument(f"at most {MAX_VECTOR_IDS} product ids per call")
+        index = self._require_index()
+        return {pid: vector.tolist() for pid, vector in index.vectors_for(product_ids).items()}
+
+    @bentoml.api
+    async def info(self) -> dict[str, Any]:
+        index = self.index
+        facts: dict[str, Any] = {"loaded": index is not None, "path": str(self.root), "error": self.error}
+        if index is None:
+            return {**facts, "version": None, "model_tag": None, "size": 0, "dim": None, "kind": None}
+        return {
+            **facts,
+            "version": index.version,
+            "model_tag": index.model_tag,
+            "size": index.size,
+            "dim": index.dim,
+            "kind": index.kind,
+            "created_at": index.manifest.created_at,
+        }
+
+
+def _query_problem(query: IndexQuery, dim: int) -> str | None:
+    if len(query.vector) != dim:
+        return f"vector has {len(query.vector)} dimensions; the index has {dim}"
+    norm = float(np.linalg.norm(np.asarray(query.vector, dtype=np.float32)))
+    if not np.isfinite(norm) or norm == 0.0:
+        return "vector must be finite and non-zero"
+    return None
