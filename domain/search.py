@@ -1,28 +1,58 @@
-"""The search pipeline: query -> embedding -> filtered vector search -> live products, behind a result cache.
+"""The search pipeline: query -> understood query -> keyword and/or vector retrieval -> live products, cached.
 
-Written against the protocols in domain/ports.py; service.py wires it to the encoder and index runners, the
-catalog database and Redis. Stage timings go to `observe(stage, seconds)`, which the service points at its
-performance monitor.
+Three modes, chosen per request (`SearchRequest.mode`, the pipeline's `default_mode` when omitted):
+
+    vector    the query's embedding, filtered FAISS search (the runners)
+    keyword   full-text search in the catalog database (KeywordSearcher, adapters/db/keyword_search.py)
+    hybrid    both legs at once, fused by a weighted sum of normalised scores (domain/fusion.py)
+
+Every mode first reads the words (domain/query_understanding.py): a price stated in them becomes a filter
+unless the request has its own, a misspelt word is corrected towards the catalog's vocabulary, and the
+keyword leg gets plurals, catalog spellings and synonyms. All modes apply the same filters in the same way
+and page the same way (domain/ranking.py); `total` is the number of products matching the filters.
+
+Written against the protocols in domain/ports.py and domain/lexical.py; service.py wires it to the encoder
+and index runners, the catalog database and Redis. Stage timings go to `observe(stage, seconds)`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from domain import cache_keys
-from domain.api_models import SearchRequest, SearchResponse
+from domain.api_models import QueryInterpretation, SearchMode, SearchRequest, SearchResponse
+from domain.errors import Unsupported
 from domain.filters import SearchFilters
+from domain.fusion import Ranked, linear_fusion, reciprocal_rank_fusion
+from domain.lexical import EMPTY_VOCABULARY, KeywordHits, KeywordQuery, KeywordSearcher, Vocabulary
 from domain.ports import Encoder, IndexHits, ProductLookup, ResultCache, Vector, VectorSearcher
+from domain.query_understanding import UnderstoodQuery, Weights, merge_filters, understand
 from domain.ranking import RankedPage, ranked_page
 
 NO_RESULTS = "No products match this search."
+HitsFetcher = Callable[[int], Awaitable[IndexHits]]  # k -> the best k hits (domain/ranking.py asks for more)
 
 
 def _ignore(stage: str, seconds: float) -> None:
     return None
+
+
+@dataclass(frozen=True)
+class SearchTuning:
+    """Fusion and query-reading knobs, tuned on the relevance benchmark (loadtests/relevance, dev split)."""
+
+    fusion: Literal["linear", "rrf"] = "linear"
+    keyword_weight: float = 1.0
+    vector_weight: float = 0.35
+    rrf_k: float = 60.0  # only for fusion="rrf"
+    # Both legs are asked for at least this many hits, so a product's fused rank does not depend on the page
+    # asked for (pages 1..5 of 20 come from one fused list and never overlap or skip).
+    fusion_depth: int = 100
+    understanding: Weights = field(default_factory=Weights)
 
 
 @dataclass
@@ -33,15 +63,25 @@ class SearchPipeline:
     cache: ResultCache
     model_tag: Callable[[], str]
     index_version: Callable[[], str]
+    keywords: KeywordSearcher | None = None  # None: vector search only
+    default_mode: SearchMode = "hybrid"
+    tuning: SearchTuning = field(default_factory=SearchTuning)
     cache_ttl: int = 300
     cache_enabled: bool = True
     observe: Callable[[str, float], None] = field(default=_ignore)
 
-    def _key(self, request: SearchRequest, *, index_version: str) -> str:
+    def mode_for(self, request: SearchRequest) -> SearchMode:
+        if request.mode is not None:
+            if request.mode != "vector" and self.keywords is None:
+                raise Unsupported(f"mode {request.mode!r} needs keyword search, which is not set up", field="mode")
+            return request.mode
+        return self.default_mode if self.keywords is not None else "vector"
+
+    def _key(self, request: SearchRequest, *, mode: SearchMode, index_version: str) -> str:
         return cache_keys.search_results(
             model=self.model_tag(),
             index=index_version,
-            mode="vector",
+            mode=mode,
             query=request.query,
             filters=request.filters.cache_token() if request.filters else "",
             limit=request.limit,
@@ -50,8 +90,10 @@ class SearchPipeline:
 
     async def search(self, request: SearchRequest) -> SearchResponse:
         started = time.perf_counter()
+        mode = self.mode_for(request)
         if self.cache_enabled:
-            cached = await self.cache.get_json(self._key(request, index_version=self.index_version()), kind="search")
+            key = self._key(request, mode=mode, index_version=self.index_version())
+            cached = await self.cache.get_json(key, kind="search")
             if cached is not None:
                 response = SearchResponse.model_validate(cached)
                 response.cached = True
@@ -59,9 +101,14 @@ class SearchPipeline:
                 return response
 
         t0 = time.perf_counter()
-        vector = await self.encoder.encode_text(request.query)
-        self.observe("encode_query", time.perf_counter() - t0)
-        page = await self._page(vector, request.filters, limit=request.limit, offset=request.offset)
+        understood = understand(request.query, await self._vocabulary(), weights=self.tuning.understanding)
+        filters, applied = merge_filters(request.filters, understood)
+        self.observe("understand_query", time.perf_counter() - t0)
+
+        page = await self._text_page(mode, understood, filters, limit=request.limit, offset=request.offset)
+        interpretation = None
+        if understood.corrected is not None or applied:
+            interpretation = QueryInterpretation(corrected_query=understood.corrected, applied_filters=applied)
         response = SearchResponse(
             query=request.query,
             results=page.results,
@@ -70,12 +117,13 @@ class SearchPipeline:
             offset=request.offset,
             took_ms=_ms_since(started),
             cached=False,
-            mode="vector",
-            message=None if page.results else NO_RESULTS,
+            mode=mode,
+            interpretation=interpretation,
+            message=None if page.results else _no_results_message(understood, applied, mode=mode),
         )
         if self.cache_enabled:
             await self.cache.set_json(
-                self._key(request, index_version=page.index_version),
+                self._key(request, mode=mode, index_version=page.index_version),
                 response.model_dump(mode="json"),
                 ttl=self.cache_ttl,
                 kind="search",
@@ -90,7 +138,7 @@ class SearchPipeline:
         t0 = time.perf_counter()
         vector = await self.encoder.encode_image(image)
         self.observe("encode_image", time.perf_counter() - t0)
-        page = await self._page(vector, filters, limit=limit, offset=offset)
+        page = await ranked_page(self._index_hits(vector, filters), self.catalog, offset=offset, limit=limit)
         return SearchResponse(
             query="<image>",
             results=page.results,
@@ -103,14 +151,86 @@ class SearchPipeline:
             message=None if page.results else NO_RESULTS,
         )
 
-    async def _page(self, vector: Vector, filters: SearchFilters | None, *, limit: int, offset: int) -> RankedPage:
+    # --- retrieval ----------------------------------------------------------------------------------------
+
+    async def _vocabulary(self) -> Vocabulary:
+        return EMPTY_VOCABULARY if self.keywords is None else await self.keywords.vocabulary()
+
+    async def _text_page(
+        self, mode: SearchMode, understood: UnderstoodQuery, filters: SearchFilters | None, *, limit: int, offset: int
+    ) -> RankedPage:
+        if mode == "keyword":
+            fetch = self._keyword_only(understood.keyword, filters)
+        else:
+            vector = await self._encode(understood.text)
+            fetch = (
+                self._index_hits(vector, filters)
+                if mode == "vector"
+                else self._hybrid_hits(vector, understood.keyword, filters)
+            )
+        return await ranked_page(fetch, self.catalog, offset=offset, limit=limit)
+
+    async def _encode(self, text: str) -> Vector:
+        t0 = time.perf_counter()
+        vector = await self.encoder.encode_text(text)
+        self.observe("encode_query", time.perf_counter() - t0)
+        return vector
+
+    def _index_hits(self, vector: Vector, filters: SearchFilters | None) -> HitsFetcher:
         async def hits(k: int) -> IndexHits:
             t1 = time.perf_counter()
             found = await self.index.search(vector, k=k, filters=filters)
             self.observe("index_search", time.perf_counter() - t1)
             return found
 
-        return await ranked_page(hits, self.catalog, offset=offset, limit=limit)
+        return hits
+
+    async def _keyword_search(self, query: KeywordQuery, k: int, filters: SearchFilters | None) -> KeywordHits:
+        assert self.keywords is not None
+        t1 = time.perf_counter()
+        found = await self.keywords.search(query, k=k, filters=filters)
+        self.observe("keyword_search", time.perf_counter() - t1)
+        return found
+
+    def _keyword_only(self, query: KeywordQuery, filters: SearchFilters | None) -> HitsFetcher:
+        async def hits(k: int) -> IndexHits:
+            found = await self._keyword_search(query, k, filters)
+            return IndexHits(ids=found.ids, scores=found.scores, total=found.total, index_version=self.index_version())
+
+        return hits
+
+    def _hybrid_hits(self, vector: Vector, query: KeywordQuery, filters: SearchFilters | None) -> HitsFetcher:
+        index_hits = self._index_hits(vector, filters)
+        tuning = self.tuning
+
+        async def hits(k: int) -> IndexHits:
+            depth = max(k, tuning.fusion_depth)
+            dense, lexical = await asyncio.gather(index_hits(depth), self._keyword_search(query, depth, filters))
+            t1 = time.perf_counter()
+            lists = [
+                Ranked(lexical.ids, tuning.keyword_weight, scores=lexical.scores, normalise="max"),
+                Ranked(dense.ids, tuning.vector_weight, scores=dense.scores, normalise="minmax"),
+            ]
+            fused = linear_fusion(lists) if tuning.fusion == "linear" else reciprocal_rank_fusion(lists, k=tuning.rrf_k)
+            self.observe("fusion", time.perf_counter() - t1)
+            # Keyword matches all satisfy the filters, so their count is a floor on the products that do.
+            return IndexHits(
+                ids=fused.ids[:k],
+                scores=fused.scores[:k],
+                total=max(dense.total, lexical.total),
+                index_version=dense.index_version,
+            )
+
+        return hits
+
+
+def _no_results_message(understood: UnderstoodQuery, applied: dict[str, Any], *, mode: SearchMode) -> str:
+    if mode == "keyword" and understood.keyword.is_empty:
+        return "No products match this search: none of its words occur in the catalog."
+    if applied:
+        bounds = ", ".join(f"{name} {value:g}" for name, value in applied.items())
+        return f"No products match this search with the price taken from its words ({bounds})."
+    return NO_RESULTS
 
 
 def _ms_since(started: float) -> float:

@@ -1,0 +1,412 @@
+"""What a shopper's words mean beyond their letters: prices, colours, who it is for, typos, other words.
+
+`understand(query, vocabulary)` reads a query such as "ladies' red dres under £50" against the catalog's own
+vocabulary (domain/lexical.py) and returns:
+
+- the text to embed: price phrases taken out, misspelt words corrected ("ladies red dress");
+- a price range stated in words ("under 50", "below $30", "between 20 and 40", "from 30 to 60", "over 100"),
+  which becomes a filter unless the request brings its own (`merge_filters`);
+- the catalog colours named ("red", "navy" -> Navy Blue), and who it is for ("for guys", "ladies'", "womens");
+- the keyword query: one term group per thing asked for, each with the forms a catalog may use for it
+  (plural and singular, catalog spellings, synonyms from domain/synonyms.py), keeping only forms the
+  catalog's vocabulary contains.
+
+Spelling is corrected only for words the catalog does not contain, only towards words it does (or words the
+synonym table knows), and only by one edit (two for words of six letters or more, keeping the first letter;
+a swap of neighbours counts as one), so a correction never invents a word that matches nothing.
+Pure: no I/O; rapidfuzz does the edit distances.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from rapidfuzz.distance import DamerauLevenshtein
+
+from domain.filters import SearchFilters
+from domain.lexical import KeywordQuery, TermGroup, Vocabulary, is_form
+from domain.synonyms import COLOURS, NOT_THE_SAME, SPELLINGS, SYNONYMS, longest_key
+
+# --- words --------------------------------------------------------------------------------------------------
+
+
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
+STOPWORDS = frozenset(
+    _words(
+        "a an the and or for with in on of to my me i im some any want wants need needs looking look show find buy "
+        "get please pair pairs new nice good best rated cheap cheapest budget affordable item items stuff "
+        "something that this those these is are be by from at as"
+    )
+)
+# Who it is for: shopper words -> the forms catalogs use (unisex products suit men and women alike).
+AUDIENCES: dict[str, tuple[str, ...]] = {
+    "men": ("men", "mens", "man", "male", "unisex"),
+    "women": ("women", "womens", "woman", "female", "ladies", "unisex"),
+    "girls": ("girls", "girl", "kids"),
+    "boys": ("boys", "boy", "kids"),
+    "kids": ("kids", "kid", "girls", "boys", "children"),
+}
+AUDIENCE_WORDS: dict[str, str] = {
+    **dict.fromkeys(_words("men mens man mans male males guy guys gent gents gentleman gentlemen him his he"), "men"),
+    **dict.fromkeys(
+        _words("women womens woman womans female females lady ladies ladys her hers she"),
+        "women",
+    ),
+    **dict.fromkeys(_words("girl girls daughter"), "girls"),
+    **dict.fromkeys(_words("boy boys son"), "boys"),
+    **dict.fromkeys(_words("kid kids child children childrens toddler toddlers"), "kids"),
+}
+# Everyday words that are not typos even when a catalog does not use them ("beach" is not "peach").
+PROTECTED_WORDS = frozenset(
+    _words(
+        "beach party wedding gym yoga workout office work school college travel hiking trekking running walking "
+        "summer winter spring autumn fall rain rainy warm casual formal smart sport sports outdoor indoor holiday "
+        "baseball golf cricket tennis hockey cycling swimming skiing rugby boxing dance running training "
+        "gift gifts present cotton wool leather denim silk linen sale kids baby plus size small large medium "
+        "slim loose long short tall petite"
+    )
+)
+# Colour-name words too vague to name a colour on their own.
+VAGUE_COLOUR_WORDS = frozenset(_words("light dark pale deep bright multi mid"))
+MIN_CORRECTABLE_LENGTH = 4
+LONG_WORD = 6  # from this length on, a correction may take two edits ('sandles' -> 'sandals')
+
+# --- prices -------------------------------------------------------------------------------------------------
+
+_CURRENCY = r"(?:[$£€]|us\$)"
+_UNIT = r"(?:pounds?|quid|dollars?|bucks|euros?|gbp|usd|eur)"
+_AMOUNT = rf"(?<![\w.]){_CURRENCY}?\s*(\d{{1,7}}(?:[.,]\d{{1,2}})?)(?![\d\w])\s*(?:{_UNIT}\b|{_CURRENCY})?"
+_PRICE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("range", re.compile(rf"\b(?:between|from|priced|price)\s+{_AMOUNT}\s*(?:and|to|-)\s*{_AMOUNT}")),
+    ("range", re.compile(rf"(?:(?<=\s)|^){_CURRENCY}\s*(\d{{1,7}}(?:[.,]\d{{1,2}})?)\s*(?:-|to)\s*{_AMOUNT}")),
+    ("max", re.compile(rf"{_AMOUNT}\s+(?:or|and)\s+(?:less|under|below|cheaper)\b")),
+    ("min", re.compile(rf"{_AMOUNT}\s+(?:or|and)\s+(?:more|over|above|up)\b")),
+    (
+        "max",
+        re.compile(
+            rf"(?:\b(?:under|below|less\s+than|lower\s+than|cheaper\s+than|up\s*to|max(?:imum)?|at\s+most"
+            rf"|within|no\s+more\s+than|not\s+more\s+than)|<=?)\s*{_AMOUNT}"
+        ),
+    ),
+    (
+        "min",
+        re.compile(
+            rf"(?:\b(?:over|above|more\s+than|greater\s+than|at\s+least|min(?:imum)?|from|starting\s+at)|>=?)"
+            rf"\s*{_AMOUNT}"
+        ),
+    ),
+)
+_POSSESSIVE = re.compile(r"(\w)'s?(?=\s|$)")  # men's -> men, ladies' -> ladies
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+@dataclass(frozen=True)
+class PriceRange:
+    min_price: float | None = None
+    max_price: float | None = None
+
+
+@dataclass(frozen=True)
+class UnderstoodQuery:
+    original: str
+    text: str  # what to embed: price phrases out, spelling corrected; never empty
+    corrected: str | None  # `text` when a word was corrected, else None
+    price: PriceRange
+    colours: tuple[str, ...]  # catalog colours the words name, as the catalog spells them
+    audience: str | None  # "men", "women", "girls", "boys" or "kids"
+    keyword: KeywordQuery
+    corrections: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Weights:
+    """Relative importance of the kinds of term group (tuned on loadtests/relevance, dev split)."""
+
+    words: float = 1.0
+    expansions: float = 1.0
+    colour: float = 1.0
+    audience: float = 1.0
+
+
+def understand(query: str, vocabulary: Vocabulary, *, weights: Weights = Weights()) -> UnderstoodQuery:
+    normalised = _normalise(query)
+    price, text = _extract_price(normalised)
+    words = _WORD.findall(text.replace("-", " "))
+    corrections = _corrections(words, vocabulary)
+    tokens = _join_spellings([corrections.get(word, word) for word in words])
+    # The encoder reads the shopper's own words ('t-shirt', not the keyword leg's 'tshirt'), less the price
+    # phrase, with misspelt words replaced; untouched when there was nothing to take out or correct.
+    embed_text = query.strip()
+    if text != normalised or corrections:
+        embed_text = _replace_words(text, corrections) or normalised
+    colours, colour_spans = _colours(tokens, vocabulary)
+    audience = next((AUDIENCE_WORDS[token] for token in tokens if token in AUDIENCE_WORDS), None)
+
+    groups: list[TermGroup] = []
+    if colours:
+        colour_forms = _known(_dedupe(colour.lower() for colour in colours), vocabulary)
+        if colour_forms:
+            groups.append(TermGroup(colour_forms, weight=weights.colour * vocabulary.idf(colour_forms), admits=False))
+    if audience is not None:
+        audience_forms = _known(AUDIENCES[audience], vocabulary)
+        if audience_forms:
+            groups.append(
+                TermGroup(audience_forms, weight=weights.audience * vocabulary.idf(audience_forms), admits=False)
+            )
+    rest = [
+        token
+        for index, token in enumerate(tokens)
+        if index not in colour_spans and token not in AUDIENCE_WORDS and token not in STOPWORDS
+    ]
+    word_groups, unmatched = _word_groups(rest, vocabulary, weights)
+    groups.extend(word_groups)
+    return UnderstoodQuery(
+        original=query,
+        text=embed_text,
+        corrected=embed_text if corrections else None,
+        price=price,
+        colours=colours,
+        audience=audience,
+        keyword=KeywordQuery(tuple(groups), partial=unmatched > 0),
+        corrections=corrections,
+    )
+
+
+def merge_filters(
+    explicit: SearchFilters | None, understood: UnderstoodQuery
+) -> tuple[SearchFilters | None, dict[str, Any]]:
+    """The request's filters plus the price the words state; an explicit bound always wins.
+
+    Returns the filters to search with and the inferred ones that were applied (for `interpretation`).
+    """
+    applied: dict[str, Any] = {}
+    base = explicit.model_dump(exclude_none=True) if explicit is not None else {}
+    for name, value in (("min_price", understood.price.min_price), ("max_price", understood.price.max_price)):
+        if value is not None and name not in base:
+            applied[name] = value
+    if not applied:
+        return explicit, {}
+    merged = {**base, **applied}
+    low, high = merged.get("min_price"), merged.get("max_price")
+    if low is not None and high is not None and low > high:
+        return explicit, {}  # the words contradict the request's own bound: the request wins
+    return SearchFilters(**merged), applied
+
+
+# --- steps --------------------------------------------------------------------------------------------------
+
+
+def _normalise(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text).lower().replace("’", "'").replace("`", "'")
+    text = _POSSESSIVE.sub(r"\1", text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _amount(raw: str) -> float:
+    return float(raw.replace(",", "."))
+
+
+def _extract_price(text: str) -> tuple[PriceRange, str]:
+    low: float | None = None
+    high: float | None = None
+    for kind, pattern in _PRICE_PATTERNS:
+        match = pattern.search(text)
+        if match is None:
+            continue
+        values = [_amount(group) for group in match.groups() if group is not None]
+        if kind == "range" and len(values) == 2 and low is None and high is None:
+            low, high = min(values), max(values)
+        elif kind == "max" and high is None:
+            high = values[0]
+        elif kind == "min" and low is None:
+            low = values[0]
+        else:
+            continue
+        text = (text[: match.start()] + " " + text[match.end() :]).strip()
+    if low is not None and high is not None and low > high:
+        low, high = high, low
+    text = re.sub(rf"\s*{_CURRENCY}\s*", " ", text)
+    return PriceRange(low, high), re.sub(r"\s+", " ", text).strip()
+
+
+def _join_spellings(tokens: list[str]) -> list[str]:
+    """Rewrite 't shirt', 'flipflops', 'hand bag'... to one canonical spelling (domain/synonyms.py)."""
+    span = longest_key(SPELLINGS)
+    out: list[str] = []
+    index = 0
+    while index < len(tokens):
+        for size in range(min(span, len(tokens) - index), 0, -1):
+            phrase = " ".join(tokens[index : index + size])
+            if phrase in SPELLINGS:
+                out.extend(SPELLINGS[phrase].split())
+                index += size
+                break
+        else:
+            out.append(tokens[index])
+            index += 1
+    return out
+
+
+_SYNONYM_WORDS = frozenset(
+    word for key, expansions in SYNONYMS.items() for phrase in (key, *expansions) for word in phrase.split()
+)
+_SPELT_AS: dict[str, list[str]] = {}  # canonical spelling -> the other spellings ('tshirt' -> 't shirt', ...)
+for _other, _canonical in SPELLINGS.items():
+    _SPELT_AS.setdefault(_canonical, []).append(_other)
+
+
+def _corrections(words: list[str], vocabulary: Vocabulary) -> dict[str, str]:
+    if not vocabulary.words:
+        return {}
+    corrections: dict[str, str] = {}
+    for word in words:
+        replacement = _correction(word, vocabulary)
+        if replacement is not None:
+            corrections[word] = replacement
+    return corrections
+
+
+def _replace_words(text: str, replacements: dict[str, str]) -> str:
+    for word, replacement in replacements.items():
+        text = re.sub(rf"(?<![a-z0-9]){re.escape(word)}(?![a-z0-9])", replacement, text)
+    return text.strip()
+
+
+def _correction(token: str, vocabulary: Vocabulary) -> str | None:
+    if (
+        len(token) < MIN_CORRECTABLE_LENGTH
+        or not token.isalpha()
+        or token in vocabulary.words
+        or token in _SYNONYM_WORDS
+        or token in COLOURS
+        or token in SPELLINGS
+        or token in AUDIENCE_WORDS
+        or token in STOPWORDS
+        or token in PROTECTED_WORDS
+        or _inflections(token) & vocabulary.words.keys()
+    ):
+        return None
+    limit = 1 if len(token) < LONG_WORD else 2
+    best: tuple[int, int, str] | None = None  # (distance, -document count, word)
+    for word in _candidates(vocabulary, len(token), limit):
+        distance = DamerauLevenshtein.distance(token, word, score_cutoff=limit)
+        # Two edits only keeping the first letter: typos rarely touch it, and two free edits reach far.
+        if distance > limit or (distance == 2 and word[0] != token[0]):
+            continue
+        rank = (distance, -vocabulary.words.get(word, 0), word)
+        if best is None or rank < best:
+            best = rank
+    return None if best is None else best[2]
+
+
+def _candidates(vocabulary: Vocabulary, length: int, limit: int) -> Iterable[str]:
+    """Catalog words, their singulars ('handbags' -> 'handbag') and the synonym table's words."""
+    for word in (*vocabulary.words, *_SYNONYM_WORDS):
+        if not word.isalpha():
+            continue
+        forms = (word, word[:-1]) if word.endswith("s") and not word.endswith("ss") else (word,)
+        for form in forms:
+            if abs(len(form) - length) <= limit and len(form) >= MIN_CORRECTABLE_LENGTH - 1:
+                yield form
+
+
+def _colours(tokens: Sequence[str], vocabulary: Vocabulary) -> tuple[tuple[str, ...], set[int]]:
+    """Catalog colours the tokens name: whole names first ('navy blue' -> Navy Blue), then single words, each
+    naming every colour containing it ('blue' -> Blue, Navy Blue; 'navy' -> Navy Blue) or the colours a
+    shopper's word stands for ('gray' -> Grey, through domain/synonyms.py)."""
+    found: list[str] = []
+    used: set[int] = set()
+    names = sorted(vocabulary.colours, key=lambda name: -len(name.split()))
+    for name in names:
+        words = name.lower().split()
+        if len(words) < 2:  # one-word names are matched below, with every name containing the word
+            continue
+        for start in range(len(tokens) - len(words) + 1):
+            span = set(range(start, start + len(words)))
+            if list(tokens[start : start + len(words)]) == words and not span & used:
+                found.append(name)
+                used |= span
+    for index, token in enumerate(tokens):
+        if index in used or token in VAGUE_COLOUR_WORDS:
+            continue
+        named = set(COLOURS.get(token, (token,)))
+        matches = [name for name in names if named & set(name.lower().split())]
+        if matches:
+            found.extend(matches)
+            used.add(index)
+    return tuple(_dedupe(found)), used
+
+
+def _word_groups(tokens: list[str], vocabulary: Vocabulary, weights: Weights) -> tuple[list[TermGroup], int]:
+    """One group per word or synonym phrase, and how many words found no form in the catalog."""
+    groups: list[TermGroup] = []
+    unmatched = 0
+    span = longest_key(SYNONYMS)
+    index = 0
+    while index < len(tokens):
+        for size in range(min(span, len(tokens) - index), 0, -1):
+            phrase = " ".join(tokens[index : index + size])
+            if phrase in SYNONYMS:
+                own = _known(_variants(phrase), vocabulary)
+                extra = _known([form for alt in SYNONYMS[phrase] for form in _variants(alt)], vocabulary)
+                forms = tuple(_dedupe([*own, *extra]))
+                if forms:
+                    weight = weights.words if own else weights.expansions
+                    groups.append(_group(forms, vocabulary, weight=weight))
+                else:
+                    unmatched += 1
+                index += size
+                break
+        else:
+            forms = _known(_variants(tokens[index]), vocabulary)
+            if forms:
+                groups.append(_group(forms, vocabulary, weight=weights.words))
+            else:
+                unmatched += 1
+            index += 1
+    return groups, unmatched
+
+
+def _group(forms: tuple[str, ...], vocabulary: Vocabulary, *, weight: float) -> TermGroup:
+    known = _known((other for form in forms for other in NOT_THE_SAME.get(form, ())), vocabulary)
+    excludes = tuple(form for form in known if form not in forms)
+    return TermGroup(forms, weight=weight * vocabulary.idf(forms, excludes), excludes=excludes)
+
+
+def _inflections(word: str) -> set[str]:
+    """The word with its English plural or singular (only ever used filtered by a vocabulary)."""
+    forms = {word, word + "s", word + "es"}
+    if word.endswith("ies") and len(word) > 4:
+        forms.add(word[:-3] + "y")
+    if word.endswith("y") and len(word) > 2:
+        forms.add(word[:-1] + "ies")
+    if word.endswith("es") and len(word) > 3:
+        forms.add(word[:-2])
+    if word.endswith("s") and not word.endswith("ss") and len(word) > 3:
+        forms.add(word[:-1])
+    return forms
+
+
+def _variants(phrase: str) -> list[str]:
+    """A phrase, its plural/singular (inflecting the last word) and its other spellings, the phrase first."""
+    head, _, last = phrase.rpartition(" ")
+    prefix = f"{head} " if head else ""
+    inflected = _dedupe([phrase, *sorted(prefix + form for form in _inflections(last))])
+    return _dedupe([*inflected, *(other for form in inflected for other in _SPELT_AS.get(form, ()))])
+
+
+def _known(forms: Iterable[str], vocabulary: Vocabulary) -> tuple[str, ...]:
+    if not vocabulary.words:  # no vocabulary yet: trust the forms as they are
+        return tuple(form for form in _dedupe(forms) if is_form(form))
+    return tuple(form for form in _dedupe(forms) if is_form(form) and vocabulary.knows(form))
+
+
+def _dedupe(items: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(items))
