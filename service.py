@@ -45,7 +45,7 @@ from domain.api_models import (
     SearchRequest,
     SearchResponse,
 )
-from domain.errors import Unsupported, VitrineError
+from domain.errors import InvalidRequest, Unsupported, VitrineError
 from domain.filters import SearchFilters
 from domain.settings import get_settings
 from runners.encoder import TextImageEncoder
@@ -113,6 +113,14 @@ class Vitrine:
         return await self._answer("search_image", self._search_image(image, filters, limit, offset))
 
     async def _search_image(self, image: Image, filters: SearchFilters | None, limit: int, offset: int) -> Any:
+        if not 1 <= limit <= 100 or not 0 <= offset <= 1000:
+            raise InvalidRequest(
+                "limit must be 1..100 and offset 0..1000", field="limit" if limit < 1 or limit > 100 else "offset"
+            )
+        try:
+            image.load()  # decode it all here: one unreadable upload must not fail a whole encoder batch
+        except (OSError, ValueError) as exc:
+            raise InvalidRequest(f"the upload is not a readable image: {exc}", field="image") from exc
         if not self.components.runners.encoder.get("has_image_tower", False):
             raise Unsupported(
                 f"the loaded model ({self.components.runners.model_tag}) has no image tower; "
@@ -209,6 +217,4 @@ class Vitrine:
         }
 
 
-Vitrine.add_asgi_middleware(
-    RequestContextMiddleware, require_key=settings.api_require_key, api_keys=settings.api_keys
-)
+Vitrine.add_asgi_middleware(RequestContextMiddleware, require_key=settings.api_require_key, api_keys=settings.api_keys)

@@ -12,11 +12,12 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from bentoml.exceptions import InvalidArgument
 from runners.index_wire import IndexQuery
 
 from adapters.cache import Cache
 from domain import cache_keys
-from domain.errors import DependencyDown, VitrineError
+from domain.errors import DependencyDown, InvalidRequest, VitrineError
 from domain.filters import SearchFilters
 from domain.ports import IndexHits, Vector
 
@@ -53,6 +54,8 @@ class EncoderClient:
             vectors = await self._runner.to_async.encode_image([image])
         except VitrineError:
             raise
+        except InvalidArgument as exc:  # the runner refused this image (or this model has no image tower)
+            raise InvalidRequest(str(exc), field="image") from exc
         except Exception as exc:
             raise DependencyDown("encoder", f"{type(exc).__name__}: {exc}") from exc
         return np.asarray(vectors, dtype=np.float32)[0]
