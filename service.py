@@ -27,7 +27,6 @@ from typing import Any, Literal
 import bentoml
 from fastapi import FastAPI, Query
 from PIL.Image import Image
-from runners.index import VectorIndexService
 from starlette.responses import JSONResponse, Response
 
 from adapters.components import Components
@@ -49,6 +48,7 @@ from domain.errors import InvalidRequest, Unsupported, VitrineError
 from domain.filters import SearchFilters
 from domain.settings import get_settings
 from runners.encoder import TextImageEncoder
+from runners.index import VectorIndexService
 
 settings = get_settings()
 configure_logging(settings.log_level)

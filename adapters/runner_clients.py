@@ -13,13 +13,13 @@ from typing import Any
 
 import numpy as np
 from bentoml.exceptions import InvalidArgument
-from runners.index_wire import IndexQuery
 
 from adapters.cache import Cache
 from domain import cache_keys
 from domain.errors import DependencyDown, InvalidRequest, VitrineError
 from domain.filters import SearchFilters
 from domain.ports import IndexHits, Vector
+from runners.index_wire import IndexQuery
 
 
 class EncoderClient:
