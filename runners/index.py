@@ -89,6 +89,7 @@ class VectorIndexService:
         started = time.perf_counter()
         try:
             loaded = VectorIndex.load(self.root / version)
+            loaded.warm()
         except Exception as exc:
             self._failed_version = version
             self.error = f"index version {version} failed to load: {type(exc).__name__}: {exc}"

@@ -19,8 +19,16 @@ whenever the filter is selective, and the caller asked for k. So `search` plans 
        the share of visited nodes that may enter the results shrinks with it.
        With the exact (flat) index, step 3 is an exact scan that skips non-matching rows.
 
-Either way a filtered query returns k results whenever at least k products match. The thresholds in
-`SearchTuning` are set from loadtests/bench_index.py (1M x 512 on a 2-core box; see reports/).
+Either way a filtered query returns k results whenever at least k products match (a graph walk that comes
+back short is answered by step 2 instead). The thresholds in `SearchTuning` are set from
+loadtests/bench_index.py (1M x 512 on a 2-core box; see reports/).
+
+A known limit of step 3: when the matching products are correlated with the vectors (a category) and the
+query is far from all of them (a dress query filtered to shoes), the walk explores the query's own region,
+where nothing matches, and recall drops far below the target; widening efSearch or seeding the walk from
+sampled matching rows helps little (measured). Only a near-exhaustive scan finds that top-k, and at ~0.4 us
+per row that is ~40 ms for 100k matching rows. In the common case the query lies near what the filter keeps,
+and recall holds.
 
 On disk (`save`): root/<version>/ holds index.faiss, vectors.npy, ids.npy, attributes.npz, vocab.json and
 manifest.json, written to a hidden temporary folder and renamed into place; root/CURRENT is a one-line text
@@ -36,7 +44,8 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -64,9 +73,9 @@ class SearchTuning:
     """Knobs of the filter-aware plan, measured on 1M x 512 (loadtests/bench_index.py, reports/)."""
 
     # A filter matching at most this many rows is answered by scoring exactly those rows (recall 1.0).
-    # Scoring a scattered row costs ~0.4-0.8 us at 512 dimensions on the 2-core box, so ~12k rows is
-    # what fits a 5 ms budget; above it the graph is cheaper at the same recall.
-    exact_subset_max_rows: int = 12_000
+    # A scattered 512-d row costs ~0.3-0.5 us to score on the 2-core box (memory latency, not arithmetic),
+    # so 10k rows is ~4.5 ms: the most that fits the 5 ms budget. Above it the graph is cheaper.
+    exact_subset_max_rows: int = 10_000
     # HNSW efSearch for unfiltered queries (raised to k when k is larger): recall@10 ~0.96 at 1M.
     ef_search: int = 256
     # Filtered HNSW: efSearch = ef_per_result * k / matching_fraction, at least ef_search, at most ef_max.
@@ -431,6 +440,10 @@ class VectorIndex:
         if k < 1:
             raise ValueError("k must be at least 1")
         q = self._prepare(query)
+        with _one_omp_thread():  # one query: a thread team only adds waiting (see _one_omp_thread)
+            return self._search_one(q, k, filters)
+
+    def _search_one(self, q: np.ndarray, k: int, filters: SearchFilters | None) -> SearchHits:
         if filters is None or filters.is_empty:
             return self._unfiltered(q, k)[0]
         selection = self._select(filters)
@@ -609,10 +622,20 @@ class VectorIndex:
         ids = np.load(path / "ids.npy")
         vectors = np.load(path / "vectors.npy", mmap_mode="r")
         attributes = ProductAttributes.load(path)
-        index = faiss.read_index(str(path / "index.faiss"))
+        # Memory-mapped, not read: loading takes milliseconds instead of seconds (no GIL stalls in the
+        # service while it swaps versions), the pages are shared with the page cache instead of doubling
+        # anonymous memory during a swap, and the first searches page in what they touch.
+        index = faiss.read_index(str(path / "index.faiss"), faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY)
         if vectors.shape != (manifest.size, manifest.dim) or len(ids) != manifest.size:
             raise ValueError(f"{path}: files disagree with manifest.json (size {manifest.size}, dim {manifest.dim})")
         return cls(ids, vectors, attributes, index, manifest, tuning or SearchTuning(), path)
+
+    def warm(self, queries: int = 8) -> None:
+        """Search a few stored vectors so the first requests do not pay for paging in the graph's top."""
+        if not self.size:
+            return
+        rows = np.linspace(0, self.size - 1, num=min(queries, self.size)).astype(np.int64)
+        self.search_batch(np.array(self._scan[rows]), k=10)
 
     @classmethod
     def load_current(cls, root: Path, *, tuning: SearchTuning | None = None) -> VectorIndex:
@@ -675,6 +698,19 @@ def prune_versions(root: Path, *, keep: int) -> list[str]:
     for version in doomed:
         shutil.rmtree(Path(root) / version, ignore_errors=True)
     return doomed
+
+
+@contextmanager
+def _one_omp_thread() -> Iterator[None]:
+    """Run a one-query faiss call without an OpenMP team: faiss opens a parallel region even for one query,
+    and its closing barrier then waits for the other team thread to be scheduled, which on a busy 2-core box
+    costs several ms of waiting (and of spinning). The setting is per calling thread in OpenMP."""
+    previous = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(previous)
 
 
 def _empty(total: int, plan: Plan = "unfiltered") -> SearchHits:
