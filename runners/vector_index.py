@@ -45,7 +45,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -514,7 +514,8 @@ class VectorIndex:
         params = None
         if self.kind == "hnsw":
             params = faiss.SearchParametersHNSW(efSearch=max(self.tuning.ef_search, k))
-        scores, rows = self.index.search(batch, min(k, self.size), params=params)
+        with _one_omp_thread() if len(batch) == 1 else nullcontext():
+            scores, rows = self.index.search(batch, min(k, self.size), params=params)
         return [self._hits(r, s, self.size) for r, s in zip(rows, scores, strict=True)]
 
     def _select(self, filters: SearchFilters) -> _Selection:
