@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from adapters.cache import Cache
 from adapters.db.engine import create_engine
 from adapters.db.interactions import SqlInteractionLog
+from adapters.db.keyword_search import SqlKeywordSearch
 from adapters.db.products import best_products, count_active_products, fetch_products, product_exists
 from adapters.metrics import FEEDBACK_EVENTS, INDEX_VERSION, observe_stage
 from adapters.observability import Observability
@@ -86,6 +87,7 @@ class Components:
             cache=self.cache,
             model_tag=lambda: self.runners.model_tag,
             index_version=lambda: self.index.version,
+            keywords=SqlKeywordSearch(self.engine),  # the keyword leg of hybrid search (migration 0002)
             cache_ttl=settings.api_cache_ttl_search,
             cache_enabled=settings.api_enable_cache,
             observe=observe_stage,

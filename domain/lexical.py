@@ -33,13 +33,15 @@ class TermGroup:
     `forms` are words or phrases ('flip flops' matches the two words next to each other). `weight` is the
     group's importance relative to the other groups of the query (the backend adds its own term rarity).
     A group that does not `admit` only adds to the score of products that another group matches: 'red' in
-    'red dress' ranks red dresses first without bringing in every red product of the catalog. A product
-    containing one of `excludes` does not match the group ('shirt' excludes 't shirt').
+    'red dress' ranks red dresses first without bringing in every red product of the catalog. An `attribute`
+    group matches what a product is (its colour, who it is for: the attributes field), not what its text
+    mentions. A product containing one of `excludes` does not match the group ('shirt' excludes 't shirt').
     """
 
     forms: tuple[str, ...]
     weight: float = 1.0
     admits: bool = True
+    attribute: bool = False
     excludes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:

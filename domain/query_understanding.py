@@ -131,8 +131,10 @@ class Weights:
 
     words: float = 1.0
     expansions: float = 1.0
-    colour: float = 1.0
-    audience: float = 1.0
+    # A stated colour or audience weighs more than its rarity alone says: a shopper who says 'red' or 'for
+    # women' means it, even though 'red' and 'women' are common words.
+    colour: float = 3.5
+    audience: float = 5.0
 
 
 def understand(query: str, vocabulary: Vocabulary, *, weights: Weights = Weights()) -> UnderstoodQuery:
@@ -153,13 +155,13 @@ def understand(query: str, vocabulary: Vocabulary, *, weights: Weights = Weights
     if colours:
         colour_forms = _known(_dedupe(colour.lower() for colour in colours), vocabulary)
         if colour_forms:
-            groups.append(TermGroup(colour_forms, weight=weights.colour * vocabulary.idf(colour_forms), admits=False))
+            weight = weights.colour * vocabulary.idf(colour_forms)
+            groups.append(TermGroup(colour_forms, weight=weight, admits=False, attribute=True))
     if audience is not None:
         audience_forms = _known(AUDIENCES[audience], vocabulary)
         if audience_forms:
-            groups.append(
-                TermGroup(audience_forms, weight=weights.audience * vocabulary.idf(audience_forms), admits=False)
-            )
+            weight = weights.audience * vocabulary.idf(audience_forms)
+            groups.append(TermGroup(audience_forms, weight=weight, admits=False, attribute=True))
     rest = [
         token
         for index, token in enumerate(tokens)

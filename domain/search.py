@@ -18,6 +18,7 @@ and index runners, the catalog database and Redis. Stage timings go to `observe(
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from domain.fusion import Ranked, linear_fusion, reciprocal_rank_fusion
 from domain.lexical import EMPTY_VOCABULARY, KeywordHits, KeywordQuery, KeywordSearcher, Vocabulary
 from domain.ports import Encoder, IndexHits, ProductLookup, ResultCache, Vector, VectorSearcher
 from domain.query_understanding import UnderstoodQuery, Weights, merge_filters, understand
-from domain.ranking import RankedPage, ranked_page
+from domain.ranking import BACKFILL_SLACK, RankedPage, ranked_page
 
 NO_RESULTS = "No products match this search."
 HitsFetcher = Callable[[int], Awaitable[IndexHits]]  # k -> the best k hits (domain/ranking.py asks for more)
@@ -160,15 +161,25 @@ class SearchPipeline:
         self, mode: SearchMode, understood: UnderstoodQuery, filters: SearchFilters | None, *, limit: int, offset: int
     ) -> RankedPage:
         if mode == "keyword":
-            fetch = self._keyword_only(understood.keyword, filters)
-        else:
-            vector = await self._encode(understood.text)
-            fetch = (
-                self._index_hits(vector, filters)
-                if mode == "vector"
-                else self._hybrid_hits(vector, understood.keyword, filters)
+            return await ranked_page(
+                self._keyword_only(understood.keyword, filters), self.catalog, offset=offset, limit=limit
             )
-        return await ranked_page(fetch, self.catalog, offset=offset, limit=limit)
+        if mode == "vector":
+            vector = await self._encode(understood.text)
+            return await ranked_page(self._index_hits(vector, filters), self.catalog, offset=offset, limit=limit)
+        # Hybrid: the keyword leg needs no vector, so it runs while the query is encoded; the first page of hits
+        # then waits only for whichever of (encode + index search) and (keyword search) takes longer.
+        depth = max(self.tuning.fusion_depth, offset + limit + BACKFILL_SLACK)
+        keyword_task = asyncio.create_task(self._keyword_search(understood.keyword, depth, filters))
+        try:
+            vector = await self._encode(understood.text)
+            fetch = self._hybrid_hits(vector, understood.keyword, filters, prefetched=(depth, keyword_task))
+            return await ranked_page(fetch, self.catalog, offset=offset, limit=limit)
+        finally:
+            # Normally already awaited; after a failure elsewhere, stop it and collect its outcome quietly.
+            keyword_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await keyword_task
 
     async def _encode(self, text: str) -> Vector:
         t0 = time.perf_counter()
@@ -199,13 +210,26 @@ class SearchPipeline:
 
         return hits
 
-    def _hybrid_hits(self, vector: Vector, query: KeywordQuery, filters: SearchFilters | None) -> HitsFetcher:
+    def _hybrid_hits(
+        self,
+        vector: Vector,
+        query: KeywordQuery,
+        filters: SearchFilters | None,
+        *,
+        prefetched: tuple[int, asyncio.Task[KeywordHits]],
+    ) -> HitsFetcher:
         index_hits = self._index_hits(vector, filters)
         tuning = self.tuning
+        prefetched_depth, prefetched_hits = prefetched
+
+        async def keyword_hits(depth: int) -> KeywordHits:
+            if depth <= prefetched_depth:
+                return await prefetched_hits
+            return await self._keyword_search(query, depth, filters)
 
         async def hits(k: int) -> IndexHits:
             depth = max(k, tuning.fusion_depth)
-            dense, lexical = await asyncio.gather(index_hits(depth), self._keyword_search(query, depth, filters))
+            dense, lexical = await asyncio.gather(index_hits(depth), keyword_hits(depth))
             t1 = time.perf_counter()
             lists = [
                 Ranked(lexical.ids, tuning.keyword_weight, scores=lexical.scores, normalise="max"),

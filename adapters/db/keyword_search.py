@@ -9,7 +9,9 @@ group's weight (which carries the group's BM25 IDF, set by domain/query_understa
 weight. That is BM25F with term frequency saturated at one match per field and no length normalisation:
 product texts are short, and a product saying 't-shirt' three times is no more a t-shirt than one saying it
 once, while a product matching 'black', 't-shirt' and 'men' is a better answer than one matching 't-shirt'.
-PostgreSQL restricts a match to a field with weight labels ('tshirt:A'), FTS5 with column filters.
+Colour and audience groups (`attribute` groups) are matched and scored in the attributes field only: a
+product is red when its colour says so, not when its description mentions red. PostgreSQL restricts a
+match to a field with weight labels ('tshirt:A'), FTS5 with column filters.
 Filters (price, stock, brand, category, merchant) and `is_active` are applied in the same statement, and
 `count(*) OVER ()` gives the number of matches without a second query.
 
@@ -24,8 +26,8 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -42,6 +44,7 @@ log = logging.getLogger("vitrine.keyword_search")
 FTS_TABLE = "products_fts"
 FTS_COLUMNS = ("category", "attributes", "name", "text")  # migration 0002's fields, most telling first
 PG_CLASSES = ("A", "B", "C", "D")  # the same fields as PostgreSQL weight classes
+ATTRIBUTES = 1  # the field of colour and who it is for
 SEARCH_DOCUMENT = "search_document"
 SEARCH_INDEX = "ix_products_search_document"
 _WORD = re.compile(r"[a-z0-9]{1,40}")
@@ -106,52 +109,58 @@ class SqlKeywordSearch:
             total=int(rows[0].total) if rows else 0,
         )
 
-    def _postgres_statement(self, query: KeywordQuery, *, k: int, filters: SearchFilters | None) -> Any:
-        document = sa.literal_column(f"products.{SEARCH_DOCUMENT}")
+    def _postgres_statement(self, query: KeywordQuery, *, k: int, filters: SearchFilters | None) -> sa.TextClause:
         admitting = query.admitting
-        terms: list[sa.ColumnElement[Any]] = []
-        matches = []
-        params: dict[str, Any] = {}
+        params: dict[str, Any] = {"k": k}
+        parsed, terms, matches = [], [], []
         for g, group in enumerate(query.groups):
             if group in admitting:
-                params[f"g{g}"] = _tsquery(group)
-                matches.append(document.op("@@")(_to_tsquery(f"g{g}")))
-            for f, (label, weight) in enumerate(zip(PG_CLASSES, self.tuning.field_weights, strict=True)):
-                params[f"g{g}f{f}"] = _tsquery(group, label=label)
-                terms.append(sa.case((document.op("@@")(_to_tsquery(f"g{g}f{f}")), group.weight * weight), else_=0.0))
-        score = sum(terms[1:], terms[0])
-        return (
-            sa.select(products.c.id, score.label("score"), sa.func.count().over().label("total"))
-            .where(sa.or_(*matches), *_filter_conditions(filters))
-            .order_by(sa.desc("score"), products.c.id)
-            .limit(k)
-            .params(**params)
-        )
+                params[f"g{g}"] = _tsquery(group, label=PG_CLASSES[ATTRIBUTES] if group.attribute else "")
+                parsed.append(f"to_tsquery('simple', :g{g}) AS g{g}")
+                matches.append(f"p.{SEARCH_DOCUMENT} @@ q.g{g}")
+            for f in _fields(group):
+                params[f"g{g}f{f}"] = _tsquery(group, label=PG_CLASSES[f])
+                params[f"w{g}f{f}"] = group.weight * self.tuning.field_weights[f]
+                parsed.append(f"to_tsquery('simple', :g{g}f{f}) AS g{g}f{f}")
+                terms.append(f"CASE WHEN p.{SEARCH_DOCUMENT} @@ q.g{g}f{f} THEN CAST(:w{g}f{f} AS float8) ELSE 0 END")
+        where, filter_params = _filter_sql(filters)
+        # Each tsquery is parsed once, in a one-row CTE: inline, a generic plan of the prepared statement would
+        # parse it again for every candidate row.
+        sql = f"""
+            WITH q AS MATERIALIZED (SELECT {", ".join(parsed)})
+            SELECT p.id, {" + ".join(terms)} AS score, count(*) OVER () AS total
+            FROM products AS p, q
+            WHERE ({" OR ".join(matches)}) AND {where}
+            ORDER BY score DESC, p.id
+            LIMIT :k"""
+        return _text(sql, {**params, **filter_params})
 
-    def _sqlite_statement(self, query: KeywordQuery, *, k: int, filters: SearchFilters | None) -> Any:
+    def _sqlite_statement(self, query: KeywordQuery, *, k: int, filters: SearchFilters | None) -> sa.TextClause:
         admitting = query.admitting
-        admits = " OR ".join(f"({_fts5_query(group)})" for group in admitting)
+        admits = " OR ".join(
+            f"({FTS_COLUMNS[ATTRIBUTES]} : ({_fts5_query(group)}))" if group.attribute else f"({_fts5_query(group)})"
+            for group in admitting
+        )
+        params: dict[str, Any] = {"k": k}
         parts = []
-        params: dict[str, Any] = {}
         for g, group in enumerate(query.groups):
-            for f, (column, weight) in enumerate(zip(FTS_COLUMNS, self.tuning.field_weights, strict=True)):
-                match = f"{column} : ({_fts5_query(group)})"
+            for f in _fields(group):
+                match = f"{FTS_COLUMNS[f]} : ({_fts5_query(group)})"
                 params[f"g{g}f{f}"] = match if group in admitting else f"({match}) AND ({admits})"
-                params[f"w{g}f{f}"] = group.weight * weight
+                params[f"w{g}f{f}"] = group.weight * self.tuning.field_weights[f]
                 parts.append(
                     f"SELECT rowid AS id, :w{g}f{f} AS score FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :g{g}f{f}"
                 )
-        matched = sa.text(" UNION ALL ".join(parts)).columns(sa.column("id"), sa.column("score")).subquery("m")
-        score = sa.func.sum(matched.c.score)
-        return (
-            sa.select(matched.c.id, score.label("score"), sa.func.count().over().label("total"))
-            .join(products, products.c.id == matched.c.id)
-            .where(*_filter_conditions(filters))
-            .group_by(matched.c.id)
-            .order_by(sa.desc("score"), matched.c.id)
-            .limit(k)
-            .params(**params)
-        )
+        where, filter_params = _filter_sql(filters)
+        # One FTS5 lookup per (group, field): a match scores the group's weight times the field's, summed.
+        sql = f"""
+            SELECT m.id, sum(m.score) AS score, count(*) OVER () AS total
+            FROM ({" UNION ALL ".join(parts)}) AS m JOIN products AS p ON p.id = m.id
+            WHERE {where}
+            GROUP BY m.id
+            ORDER BY score DESC, m.id
+            LIMIT :k"""
+        return _text(sql, {**params, **filter_params})
 
     # --- vocabulary ---------------------------------------------------------------------------------------
 
@@ -228,8 +237,9 @@ class SqlKeywordSearch:
 # --- helpers ------------------------------------------------------------------------------------------------
 
 
-def _to_tsquery(name: str) -> sa.ColumnElement[Any]:
-    return sa.func.to_tsquery(sa.literal_column("'simple'::regconfig"), sa.bindparam(name, type_=sa.Text))
+def _fields(group: TermGroup) -> range:
+    """The fields a group is scored in: attribute groups only in the attributes field, others in all four."""
+    return range(ATTRIBUTES, ATTRIBUTES + 1) if group.attribute else range(len(FTS_COLUMNS))
 
 
 def _tsquery(group: TermGroup, *, label: str = "") -> str:
@@ -253,20 +263,33 @@ def _fts5_query(group: TermGroup) -> str:
     return query
 
 
-def _filter_conditions(filters: SearchFilters | None) -> Sequence[sa.ColumnElement[bool]]:
-    conditions: list[sa.ColumnElement[bool]] = [products.c.is_active]
-    if filters is None:
-        return conditions
-    if filters.min_price is not None:
-        conditions.append(products.c.search_price >= filters.min_price)
-    if filters.max_price is not None:
-        conditions.append(products.c.search_price <= filters.max_price)
-    if filters.in_stock is not None:
-        conditions.append(products.c.in_stock == filters.in_stock)
-    if filters.brands is not None:
-        conditions.append(products.c.brand_name.in_(filters.brands))
-    if filters.categories is not None:
-        conditions.append(products.c.category_name.in_(filters.categories))
-    if filters.merchants is not None:
-        conditions.append(products.c.merchant_name.in_(filters.merchants))
-    return conditions
+def _filter_sql(filters: SearchFilters | None) -> tuple[str, dict[str, Any]]:
+    """The request's filters as a WHERE fragment over `products AS p`, with its parameters."""
+    conditions = ["p.is_active"]
+    params: dict[str, Any] = {}
+    if filters is not None:
+        if filters.min_price is not None:
+            conditions.append("p.search_price >= :min_price")
+            params["min_price"] = Decimal(str(filters.min_price))
+        if filters.max_price is not None:
+            conditions.append("p.search_price <= :max_price")
+            params["max_price"] = Decimal(str(filters.max_price))
+        if filters.in_stock is not None:
+            conditions.append("p.in_stock = :in_stock")
+            params["in_stock"] = filters.in_stock
+        for name, column in (("brands", "brand_name"), ("categories", "category_name"), ("merchants", "merchant_name")):
+            values = getattr(filters, name)
+            if values is not None:
+                conditions.append(f"p.{column} IN :{name}" if values else "1 = 0")
+                if values:
+                    params[name] = list(values)
+    return " AND ".join(conditions), params
+
+
+def _text(sql: str, params: dict[str, Any]) -> sa.TextClause:
+    """`sql` with its parameters bound; list values expand to one parameter each (IN)."""
+    binds = [
+        sa.bindparam(name, value, expanding=True) if isinstance(value, list) else sa.bindparam(name, value)
+        for name, value in params.items()
+    ]
+    return sa.text(sql).bindparams(*binds)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from domain.fusion import Ranked, linear_fusion, reciprocal_rank_fusion
@@ -207,3 +209,22 @@ async def test_without_a_keyword_leg_search_is_vector_only():
     assert (await pipeline.search(SearchRequest(query="jacket"))).mode == "vector"
     with pytest.raises(Unsupported):
         await pipeline.search(SearchRequest(query="jacket", mode="keyword"))
+
+
+async def test_the_keyword_leg_runs_while_the_query_is_encoded():
+    pipeline, keywords, _cache, _encoder = hybrid_pipeline(cache_enabled=False)
+    release = asyncio.Event()
+    seen_while_encoding: list[int] = []
+
+    class SlowEncoder(FakeEncoder):
+        async def encode_text(self, text: str):  # type: ignore[no-untyped-def]
+            await asyncio.sleep(0)  # let the keyword task start
+            await asyncio.sleep(0)
+            seen_while_encoding.append(len(keywords.queries))
+            release.set()
+            return await super().encode_text(text)
+
+    pipeline.encoder = SlowEncoder()
+    response = await pipeline.search(SearchRequest(query="jacket", limit=5))
+    assert release.is_set() and seen_while_encoding == [1]
+    assert len(keywords.queries) == 1 and len(response.results) == 5
