@@ -46,6 +46,12 @@ typecheck: setup
 
 check: lint typecheck
 
+# Relevance benchmark: a private stack on the fashion catalog (loadtests/relevance/serve_fashion.sh), every
+# query of loadtests/relevance/queries.tsv in each mode; report in reports/relevance.md. Against a running
+# stack instead: $(BIN)/python loadtests/relevance/run.py --url URL --api-key KEY
+relevance: setup
+	$(BIN)/python loadtests/relevance/run.py
+
 build: prepare
 	$(BIN)/bentoml build --output tag
 
