@@ -86,15 +86,18 @@ class Vitrine:
             result = await work
         except VitrineError as exc:
             ENDPOINT_REQUESTS.labels(endpoint=endpoint, outcome=f"{exc.status_code}").inc()
+            observe_stage(f"{endpoint}.{exc.status_code // 100}xx", time.perf_counter() - started)
             return error_response(exc)
         except Exception as exc:
             ENDPOINT_REQUESTS.labels(endpoint=endpoint, outcome="500").inc()
+            observe_stage(f"{endpoint}.5xx", time.perf_counter() - started)
             return unexpected_error_response(exc)
         elapsed = time.perf_counter() - started
         observe_stage(endpoint, elapsed)
         ENDPOINT_REQUESTS.labels(endpoint=endpoint, outcome="200").inc()
         if (cached := getattr(result, "cached", None)) is not None:
             ENDPOINT_CACHE.labels(endpoint=endpoint, cached=str(cached).lower()).inc()
+            observe_stage(f"{endpoint}.{'cached' if cached else 'uncached'}", elapsed)
         await self.components.observability.note(endpoint, elapsed, user_id=user_id, query=query)
         return result
 
@@ -187,9 +190,10 @@ class Vitrine:
         return {"kind": kind, "deleted": deleted}
 
     @operator_app.get("/performance")
-    async def performance(self) -> dict[str, Any]:
-        """p50/p95/p99 per operation and endpoint across all processes, a health grade, and advice."""
-        return self.components.observability.performance()
+    async def performance(self, window_s: float = Query(900.0, gt=0, le=86_400)) -> dict[str, Any]:
+        """p50/p95/p99 per operation and endpoint over the last `window_s` seconds, across all processes,
+        with a health grade and advice."""
+        return self.components.observability.performance(window_s=window_s)
 
     @operator_app.get("/performance/slow-queries")
     async def slow_queries(self, limit: int = Query(100, ge=1, le=10_000)) -> dict[str, Any]:

@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from adapters.perf_window import RING
+
 # Milliseconds-scale buckets, fine enough that percentiles read back from them are within a few percent.
 LATENCY_BUCKETS_S = (
     0.001, 0.002, 0.003, 0.004, 0.005, 0.006, 0.008, 0.010, 0.012, 0.015, 0.020, 0.025, 0.030, 0.035, 0.040,
@@ -53,6 +55,7 @@ INDEX_VERSION = Gauge(
 
 def observe_stage(stage: str, seconds: float) -> None:
     STAGE_SECONDS.labels(stage=stage).observe(seconds)
+    RING.record(stage, seconds)
     # Gauges in "max"/"min" multiprocess mode aggregate across processes; per process we keep a running extreme.
     _extreme(STAGE_MAX_SECONDS, stage, seconds, max)
     _extreme(STAGE_MIN_SECONDS, stage, seconds, min)

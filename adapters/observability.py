@@ -1,8 +1,9 @@
 """The operator's read-outs: `/performance`, `/performance/slow-queries` and `/cache/stats`.
 
-Figures are read back from the shared Prometheus metrics (adapters/metrics.py), so they cover every API worker
-and runner process of the deployment, not just the worker that happens to answer. Slow operations are kept in
-a capped list in the cache (Redis: shared by all workers), newest first.
+Both cover every API worker and runner process of the deployment, not just the worker that happens to answer:
+`/performance` reads the recent-sample rings of all processes (adapters/perf_window.py) for exact windowed
+percentiles; `/cache/stats` reads the shared Prometheus counters (adapters/metrics.py). Slow operations are
+kept in a capped list in the cache (Redis: shared by all workers), newest first.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
 from prometheus_client import Metric
 
 from adapters.cache import Cache
 from adapters.metrics import collect
+from adapters.perf_window import recent_samples
 from domain import cache_keys
 from domain.performance import EndpointStats, health_grade, operation_stats, recommendations
 
@@ -24,6 +27,7 @@ SLOW_LOG_KEY = f"{cache_keys.PREFIX}:stats:slow"
 SLOW_LOG_CAPACITY = 10_000
 POPULAR_QUERY_MIN = 5
 ACTIVE_USER_MIN = 10
+ENDPOINTS = ("search", "search_image", "recommend", "feedback", "feedback_batch")
 
 
 class MetricsSnapshot:
@@ -62,16 +66,6 @@ def _key(labels: dict[str, str]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(labels.items()))
 
 
-def _operation(snapshot: MetricsSnapshot, stage: str) -> dict[str, Any] | None:
-    stats = operation_stats(
-        snapshot.histogram("vitrine_stage_seconds", stage=stage),
-        total_s=snapshot.value("vitrine_stage_seconds_sum", stage=stage),
-        min_s=snapshot.optional("vitrine_stage_min_seconds", stage=stage),
-        max_s=snapshot.optional("vitrine_stage_max_seconds", stage=stage),
-    )
-    return None if stats is None else stats.__dict__
-
-
 class Observability:
     def __init__(self, cache: Cache, *, slow_query_ms: float) -> None:
         self.cache = cache
@@ -105,45 +99,55 @@ class Observability:
         return {"threshold_ms": self.slow_query_ms, "count": len(raw), "slow_queries": [json.loads(r) for r in raw]}
 
     # --- performance --------------------------------------------------------------------------------------
-    def performance(self) -> dict[str, Any]:
-        snapshot = MetricsSnapshot(collect())
+    def performance(self, *, window_s: float) -> dict[str, Any]:
+        """Exact figures over the last `window_s` seconds, from every process's recent samples."""
+        samples, oldest = recent_samples(window_s)
         operations = {
-            stage: stats
-            for stage in sorted(snapshot.label_values("vitrine_stage_seconds", "stage"))
-            if (stats := _operation(snapshot, stage)) is not None
+            stage: stats.__dict__
+            for stage, values in sorted(samples.items())
+            if "." not in stage and (stats := operation_stats(values)) is not None
         }
+        empty = np.empty(0)
         endpoints: dict[str, EndpointStats] = {}
-        for endpoint in sorted(snapshot.label_values("vitrine_endpoint_requests_total", "endpoint")):
-            outcomes = {
-                dict(labels)["outcome"]: value
-                for (name, labels), value in snapshot.values.items()
-                if name == "vitrine_endpoint_requests_total" and dict(labels).get("endpoint") == endpoint
-            }
-            count = int(sum(outcomes.values()))
-            timing = operations.get(endpoint)
+        for endpoint in ENDPOINTS:
+            ok = samples.get(endpoint, empty)
+            client_errors = samples.get(f"{endpoint}.4xx", empty).size
+            server_errors = samples.get(f"{endpoint}.5xx", empty).size
+            if ok.size + client_errors + server_errors == 0:
+                continue
+            timing = operation_stats(ok)
             endpoints[endpoint] = EndpointStats(
-                count=count,
-                errors=int(sum(v for outcome, v in outcomes.items() if outcome.startswith("5"))),
-                avg_ms=None if timing is None else timing["mean_ms"],
-                p95_ms=None if timing is None else timing["p95_ms"],
-                cache_hits=int(snapshot.value("vitrine_endpoint_cache_total", endpoint=endpoint, cached="true")),
-                cache_misses=int(snapshot.value("vitrine_endpoint_cache_total", endpoint=endpoint, cached="false")),
+                count=int(ok.size + client_errors + server_errors),
+                errors=int(server_errors),
+                avg_ms=None if timing is None else timing.mean_ms,
+                p95_ms=None if timing is None else timing.p95_ms,
+                cache_hits=int(samples.get(f"{endpoint}.cached", empty).size),
+                cache_misses=int(samples.get(f"{endpoint}.uncached", empty).size),
             )
-        overall_p95 = max((s.p95_ms for s in endpoints.values() if s.p95_ms is not None), default=None)
-        cache = self.cache_counts(snapshot)
+        by_cache = {
+            stage: stats.__dict__
+            for stage, values in sorted(samples.items())
+            if stage.endswith((".cached", ".uncached")) and (stats := operation_stats(values)) is not None
+        }
+        worst_p95 = max((s.p95_ms for s in endpoints.values() if s.p95_ms is not None), default=None)
+        cache = self.cache_counts(MetricsSnapshot(collect()))
         return {
-            "health": health_grade(overall_p95),
-            "worst_endpoint_p95_ms": overall_p95,
+            "window_s": window_s,
+            "covered_s": None if oldest is None else round(time.time() - oldest, 1),
+            "health": health_grade(worst_p95),
+            "worst_endpoint_p95_ms": worst_p95,
             "operations": operations,
             "endpoints": {
                 name: {
                     **stats.__dict__,
+                    "client_errors": int(samples.get(f"{name}.4xx", empty).size),
                     "error_rate_percent": stats.error_rate_percent,
                     "cache_hit_rate_percent": stats.cache_hit_rate_percent,
                     "health": health_grade(stats.p95_ms),
                 }
                 for name, stats in endpoints.items()
             },
+            "cached_vs_uncached": by_cache,
             "recommendations": recommendations(endpoints, cache_hit_rate_percent=cache["hit_rate_percent"]),
             "slow_query_threshold_ms": self.slow_query_ms,
         }

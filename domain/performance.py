@@ -1,9 +1,7 @@
 """Performance figures an operator reads: percentiles, a health grade, and rule-based advice.
 
-Percentiles are read from cumulative histogram buckets (Prometheus style), which is what lets every worker and
-runner process contribute to one picture: each process adds to shared buckets, and the quantile is
-interpolated linearly inside the bucket where it falls. With the fine buckets vitrine uses (1 ms steps at the
-low end) that is within a few percent of the exact sample quantile.
+The samples come from every process of the deployment over a recent window (adapters/perf_window.py), so
+the percentiles here are exact, not interpolated from histogram buckets.
 """
 
 from __future__ import annotations
@@ -11,29 +9,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 GRADES = ((50.0, "excellent"), (100.0, "good"), (150.0, "acceptable"), (300.0, "slow"))
 TARGET_P95_MS = 150.0
 LOW_HIT_RATE_PERCENT = 30.0
 HIGH_ERROR_RATE_PERCENT = 1.0
 MIN_SAMPLES_FOR_ADVICE = 20
-
-
-def quantile_from_buckets(buckets: Sequence[tuple[float, float]], q: float) -> float | None:
-    """`buckets`: (upper bound, cumulative count) sorted by bound, the last bound +inf. Returns the q-quantile."""
-    if not buckets or buckets[-1][1] <= 0:
-        return None
-    total = buckets[-1][1]
-    rank = q * total
-    lower_bound, lower_count = 0.0, 0.0
-    for bound, count in buckets:
-        if count >= rank:
-            if bound == float("inf"):
-                return lower_bound  # beyond the last finite bucket: the best we can say is "at least this"
-            width = count - lower_count
-            fraction = 0.0 if width <= 0 else (rank - lower_count) / width
-            return lower_bound + (bound - lower_bound) * fraction
-        lower_bound, lower_count = bound, count
-    return lower_bound
 
 
 @dataclass(frozen=True)
@@ -43,33 +25,24 @@ class OperationStats:
     p50_ms: float
     p95_ms: float
     p99_ms: float
-    min_ms: float | None
-    max_ms: float | None
+    min_ms: float
+    max_ms: float
 
 
-def operation_stats(
-    buckets_s: Sequence[tuple[float, float]], *, total_s: float, min_s: float | None, max_s: float | None
-) -> OperationStats | None:
-    count = int(buckets_s[-1][1]) if buckets_s else 0
-    if count == 0:
+def operation_stats(samples_ms: Sequence[float] | np.ndarray) -> OperationStats | None:
+    """Exact statistics over the samples (None when there are none)."""
+    values = np.asarray(samples_ms, dtype=np.float64)
+    if values.size == 0:
         return None
-
-    def ms(q: float) -> float:
-        value = quantile_from_buckets(buckets_s, q) or 0.0
-        if max_s is not None:
-            value = min(value, max_s)  # interpolation cannot exceed what was really seen
-        if min_s is not None:
-            value = max(value, min_s)
-        return round(value * 1000, 2)
-
+    p50, p95, p99 = np.percentile(values, [50, 95, 99])
     return OperationStats(
-        count=count,
-        mean_ms=round(total_s / count * 1000, 2),
-        p50_ms=ms(0.50),
-        p95_ms=ms(0.95),
-        p99_ms=ms(0.99),
-        min_ms=None if min_s is None else round(min_s * 1000, 2),
-        max_ms=None if max_s is None else round(max_s * 1000, 2),
+        count=int(values.size),
+        mean_ms=round(float(values.mean()), 2),
+        p50_ms=round(float(p50), 2),
+        p95_ms=round(float(p95), 2),
+        p99_ms=round(float(p99), 2),
+        min_ms=round(float(values.min()), 2),
+        max_ms=round(float(values.max()), 2),
     )
 
 

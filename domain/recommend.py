@@ -3,7 +3,7 @@
 The components come from three places: the long-term profile (durable, recomputed after feedback), the live
 session (updated on every event) and the request itself (a query to encode, or a product whose stored vector
 is looked up). domain/blending.py mixes them per context. With nothing to blend, the shopper gets the
-cold-start list: what is popular now, else the catalog's best products.
+cold-start list: what is popular now, followed by the catalog's best products.
 
 Products the user purchased are left out of feed and category results; viewed or clicked ones may return.
 Answers are cached per user, context and parameters under the user's version counter, which feedback bumps.
@@ -174,10 +174,12 @@ class RecommendPipeline:
     async def _cold_start(
         self, filters: SearchFilters | None, request: RecommendRequest, exclude: set[int]
     ) -> tuple[list[ProductResult], int]:
-        ranked = await self._popularity()
-        if not ranked:
+        popular = await self._popularity()
+        if len(popular) < COLD_START_POOL:  # too little traffic yet: the catalog's best products fill in
+            seen = {pid for pid, _ in popular}
             best = await self.best_products(COLD_START_POOL)
-            ranked = [(pid, 0.0) for pid in best]
+            popular = popular + [(pid, 0.0) for pid in best if pid not in seen]
+        ranked = popular
         candidates = [(pid, score) for pid, score in ranked if pid not in exclude]
         rows = await self.catalog.fetch([pid for pid, _ in candidates])
         eligible = [(pid, score) for pid, score in candidates if pid in rows and matches(rows[pid], filters)]

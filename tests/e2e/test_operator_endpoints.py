@@ -98,28 +98,29 @@ def test_cache_ttls_are_the_configured_ones(stack):
 
 
 def test_performance_percentiles_cover_both_workers_and_agree_with_the_client(stack):
-    def search_count() -> int:
-        return stack.get("/performance").json()["endpoints"].get("search", {}).get("count", 0)
-
-    before = search_count()
+    time.sleep(1.0)  # nothing of earlier tests inside the window below
+    started = time.time()
     timings = []
 
     async def drive() -> None:
         async with httpx.AsyncClient(base_url=stack.url, timeout=60, headers={"X-API-Key": API_KEY}) as client:
             for i in range(60):
-                started = time.perf_counter()
+                t0 = time.perf_counter()
                 response = await client.post("/api/v1/search", json={"query": f"perf probe {i % 20}", "limit": 5})
-                timings.append((time.perf_counter() - started) * 1000)
+                timings.append((time.perf_counter() - t0) * 1000)
                 assert response.status_code == 200
 
     asyncio.run(drive())
-    report = stack.get("/performance").json()
+    report = stack.get(f"/performance?window_s={time.time() - started + 0.2:.2f}").json()
     search = report["endpoints"]["search"]
-    assert search["count"] - before == 60  # counted whichever of the two workers answered
-    client_p50 = statistics.median(timings)
-    server_p50 = report["operations"]["search"]["p50_ms"]
-    assert server_p50 <= client_p50 * 1.1  # the server's time is inside the client's
-    assert report["operations"]["search"]["p99_ms"] >= report["operations"]["search"]["p50_ms"]
+    assert search["count"] == 60  # whichever of the two workers answered
+    assert search["cache_hits"] == 40 and search["cache_misses"] == 20
+    server, client = report["operations"]["search"], statistics.quantiles(timings, n=100)
+    # The server's time is inside the client's: below it, but not by more than the HTTP round trip.
+    assert server["p50_ms"] <= statistics.median(timings) <= server["p50_ms"] + 25
+    assert server["p95_ms"] <= client[94] + 1
+    assert server["max_ms"] <= max(timings)
+    assert report["cached_vs_uncached"]["search.cached"]["count"] == 40
     assert {"encode_query", "index_search", "enrich"} <= set(report["operations"])
     assert report["health"] in {"excellent", "good", "acceptable", "slow", "critical"}
     assert isinstance(report["recommendations"], list)

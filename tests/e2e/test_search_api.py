@@ -9,6 +9,8 @@ import uuid
 import httpx
 import pytest
 
+from tests.e2e.conftest import API_KEY
+
 pytestmark = pytest.mark.e2e
 
 RESULT_FIELDS = {
@@ -144,7 +146,7 @@ def test_concurrent_requests_form_encoder_batches(stack):
     before_total, before_single = _batch_histogram(stack.metrics(), "encode_text")
 
     async def burst() -> list[int]:
-        async with httpx.AsyncClient(base_url=stack.url, timeout=60) as client:
+        async with httpx.AsyncClient(base_url=stack.url, timeout=60, headers={"X-API-Key": API_KEY}) as client:
             tag = uuid.uuid4().hex[:6]
             requests = [
                 client.post("/api/v1/search", json={"query": f"casual shirt {tag} {i}", "limit": 5}) for i in range(32)

@@ -20,10 +20,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(params=["postgresql", "sqlite"])
 async def log(request, postgres_url, tmp_path):
-    if request.param == "postgresql":
-        url = postgres_url
-    else:
-        url = request.getfixturevalue("sqlite_url")
+    url = postgres_url if request.param == "postgresql" else request.getfixturevalue("sqlite_url")
     engine = create_engine(Settings(DATABASE_URL=url, VITRINE_DATA_DIR=tmp_path))
     yield SqlInteractionLog(engine)
     await engine.dispose()
