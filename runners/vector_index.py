@@ -45,6 +45,7 @@ import json
 import mmap
 import os
 import shutil
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
@@ -717,9 +718,12 @@ def _populate(array: np.ndarray) -> None:
     page = mmap.PAGESIZE
     start = array.ctypes.data // page * page
     end = -(-(array.ctypes.data + array.nbytes) // page) * page
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-    if libc.madvise(start, end - start, MADV_POPULATE_READ) != 0:
+    populated = False
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+        populated = libc.madvise(start, end - start, MADV_POPULATE_READ) == 0
+    if not populated:
         flat = array.reshape(-1)
         flat[:: max(1, page // flat.itemsize)].sum()
 
