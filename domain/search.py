@@ -11,6 +11,13 @@ unless the request has its own, a misspelt word is corrected towards the catalog
 keyword leg gets plurals, catalog spellings and synonyms. All modes apply the same filters in the same way
 and page the same way (domain/ranking.py); `total` is the number of products matching the filters.
 
+A colour in the words (one the catalog has) ranks products of that colour first in the keyword and hybrid
+modes, and is reported in `interpretation.applied_filters["colour"]`; products of other colours follow
+rather than being dropped, and when none of the page has the colour, `message` says so. Measured on the
+relevance benchmark, dropping them instead (falling back only when nothing of the colour matches) costs
+0.11 NDCG@10 on colour queries: 'red dress' would show red t-shirts, since this catalog has no red dress.
+The vector leg has no colour field to filter on; the words alone steer it.
+
 Written against the protocols in domain/ports.py and domain/lexical.py; service.py wires it to the encoder
 and index runners, the catalog database and Redis. Stage timings go to `observe(stage, seconds)`.
 """
@@ -25,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from domain import cache_keys
-from domain.api_models import QueryInterpretation, SearchMode, SearchRequest, SearchResponse
+from domain.api_models import ProductResult, QueryInterpretation, SearchMode, SearchRequest, SearchResponse
 from domain.errors import Unsupported
 from domain.filters import SearchFilters
 from domain.fusion import Ranked, linear_fusion, reciprocal_rank_fusion
@@ -106,7 +113,9 @@ class SearchPipeline:
         filters, applied = merge_filters(request.filters, understood)
         self.observe("understand_query", time.perf_counter() - t0)
 
-        page = await self._text_page(mode, understood, filters, limit=request.limit, offset=request.offset)
+        page, matched = await self._text_page(mode, understood, filters, limit=request.limit, offset=request.offset)
+        if understood.colours and mode != "vector":
+            applied = {**applied, "colour": list(understood.colours)}  # ranked first; see the module doc
         interpretation = None
         if understood.corrected is not None or applied:
             interpretation = QueryInterpretation(corrected_query=understood.corrected, applied_filters=applied)
@@ -120,7 +129,7 @@ class SearchPipeline:
             cached=False,
             mode=mode,
             interpretation=interpretation,
-            message=None if page.results else _no_results_message(understood, applied, mode=mode),
+            message=_message(page.results, understood, applied, mode=mode, matched=matched),
         )
         if self.cache_enabled:
             await self.cache.set_json(
@@ -159,14 +168,15 @@ class SearchPipeline:
 
     async def _text_page(
         self, mode: SearchMode, understood: UnderstoodQuery, filters: SearchFilters | None, *, limit: int, offset: int
-    ) -> RankedPage:
+    ) -> tuple[RankedPage, int | None]:
+        """The page, and how many products the words matched (None when the keyword leg was not asked)."""
         if mode == "keyword":
-            return await ranked_page(
-                self._keyword_only(understood.keyword, filters), self.catalog, offset=offset, limit=limit
-            )
+            fetch = self._keyword_only(understood.keyword, filters)
+            page = await ranked_page(fetch, self.catalog, offset=offset, limit=limit)
+            return page, page.total
         if mode == "vector":
             vector = await self._encode(understood.text)
-            return await ranked_page(self._index_hits(vector, filters), self.catalog, offset=offset, limit=limit)
+            return await ranked_page(self._index_hits(vector, filters), self.catalog, offset=offset, limit=limit), None
         # Hybrid: the keyword leg needs no vector, so it runs while the query is encoded; the first page of hits
         # then waits only for whichever of (encode + index search) and (keyword search) takes longer.
         depth = max(self.tuning.fusion_depth, offset + limit + BACKFILL_SLACK)
@@ -174,7 +184,9 @@ class SearchPipeline:
         try:
             vector = await self._encode(understood.text)
             fetch = self._hybrid_hits(vector, understood.keyword, filters, prefetched=(depth, keyword_task))
-            return await ranked_page(fetch, self.catalog, offset=offset, limit=limit)
+            page = await ranked_page(fetch, self.catalog, offset=offset, limit=limit)
+            matched = (await keyword_task).total if understood.keyword.admitting else None
+            return page, matched
         finally:
             # Normally already awaited; after a failure elsewhere, stop it and collect its outcome quietly.
             keyword_task.cancel()
@@ -248,13 +260,27 @@ class SearchPipeline:
         return hits
 
 
-def _no_results_message(understood: UnderstoodQuery, applied: dict[str, Any], *, mode: SearchMode) -> str:
-    if mode == "keyword" and understood.keyword.is_empty:
-        return "No products match this search: none of its words occur in the catalog."
-    if applied:
-        bounds = ", ".join(f"{name} {value:g}" for name, value in applied.items())
-        return f"No products match this search with the price taken from its words ({bounds})."
-    return NO_RESULTS
+def _message(
+    results: list[ProductResult],
+    understood: UnderstoodQuery,
+    applied: dict[str, Any],
+    *,
+    mode: SearchMode,
+    matched: int | None,
+) -> str | None:
+    """What a shopper should know about the page (empty, or not what the words asked); None when all is well."""
+    bounds = [f"{name} {value:g}" for name, value in applied.items() if name in ("min_price", "max_price")]
+    with_price = f" with the price taken from its words ({', '.join(bounds)})" if bounds else ""
+    if not results:
+        if mode == "keyword" and understood.keyword.is_empty:
+            return "No products match this search: none of its words occur in the catalog."
+        return f"No products match this search{with_price}." if bounds else NO_RESULTS
+    if matched == 0:
+        return f"No product matches the words of this search{with_price}; these are the closest products."
+    colours = applied.get("colour", [])
+    if colours and not any(result.colour in colours for result in results):
+        return f"Nothing in {' or '.join(colours)} matches this search; these are the closest matches."
+    return None
 
 
 def _ms_since(started: float) -> float:

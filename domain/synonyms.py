@@ -112,9 +112,9 @@ SYNONYMS: Mapping[str, tuple[str, ...]] = {
     "swimming trunks": ("swimwear", "shorts"),
     "goggles": ("swimwear", "goggles"),
     # bags
-    "tote": ("handbag", "handbags", "bag"),
+    "tote": ("handbag", "handbags"),
     "tote bag": ("handbag", "handbags"),
-    "purse": ("handbag", "handbags", "bag"),
+    "purse": ("handbag", "handbags"),
     "clutch": ("handbag", "handbags"),
     "satchel": ("handbag", "bag"),
     "rucksack": ("backpack", "backpacks"),

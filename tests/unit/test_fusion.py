@@ -169,9 +169,27 @@ async def test_price_in_the_words_filters_both_legs_and_is_reported():
     pipeline, keywords, *_ = hybrid_pipeline(cache_enabled=False)
     response = await pipeline.search(SearchRequest(query="red jacket under 20", limit=50))
     assert response.interpretation is not None
-    assert response.interpretation.applied_filters == {"max_price": 20.0}
+    assert response.interpretation.applied_filters == {"max_price": 20.0, "colour": ["Red"]}
     assert all(r.price is not None and r.price <= 20 for r in response.results)
     assert keywords.queries[-1][1] == SearchFilters(max_price=20)
+
+
+async def test_closest_products_when_the_words_match_nothing_within_the_price():
+    pipeline, *_ = hybrid_pipeline(cache_enabled=False)
+    response = await pipeline.search(SearchRequest(query="jacket under 15", limit=5))  # jackets cost 17-19
+    assert response.results and all(r.price is not None and r.price <= 15 for r in response.results)
+    assert response.message == (
+        "No product matches the words of this search with the price taken from its words (max_price 15); "
+        "these are the closest products."
+    )
+
+
+async def test_a_colour_nowhere_on_the_page_is_said_so():
+    pipeline, *_ = hybrid_pipeline(cache_enabled=False)
+    response = await pipeline.search(SearchRequest(query="red jacket", limit=5))
+    assert response.results and response.message is not None and "Nothing in Red" in response.message
+    vector = await pipeline.search(SearchRequest(query="red jacket", mode="vector", limit=5))
+    assert vector.interpretation is None  # the vector leg has no colour to filter on: nothing is claimed
 
 
 async def test_spelling_correction_is_reported_and_used():
