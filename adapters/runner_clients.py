@@ -76,6 +76,8 @@ class IndexClient:
             raise
         except Exception as exc:
             raise DependencyDown("index", f"{type(exc).__name__}: {exc}") from exc
+        if result.error:  # this query alone was refused (wrong dimension, zero vector): the caller's fault
+            raise InvalidRequest(f"the index refused the query: {result.error}")
         self.version = result.index_version
         return IndexHits(
             ids=list(result.ids), scores=list(result.scores), total=result.total, index_version=result.index_version
