@@ -1,0 +1,71 @@
+"""The embedded default a newcomer gets from `make serve`: SQLite, the in-process cache, the demo catalog."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import _serve, free_port, run_cli, stop_process_group, wait_until
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    home = tmp_path_factory.mktemp("embedded")
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"DATABASE_URL", "REDIS_URL", "FAISS_INDEX_PATH", "API_REQUIRE_KEY", "API_KEYS"}
+    }
+    env.update(
+        {
+            "VITRINE_DATA_DIR": str(home / "var"),
+            "BENTOML_HOME": str(home / "bentoml"),
+            "HF_HUB_OFFLINE": "1",
+            "BENTOML_DO_NOT_TRACK": "True",
+        }
+    )
+    run_cli("db", "upgrade", env=env)
+    run_cli("catalog", "demo", "--count", "400", env=env)
+    run_cli("model", "import", "minilm", "--skip-existing", env=env)
+    run_cli("index", "build", "--if-stale", env=env)
+    port = free_port()
+    process = _serve(env, port, home / "serve.log")
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+    try:
+        wait_until(lambda: client.get("/ready").status_code == 200, timeout=240, interval=1, what="embedded /ready")
+        yield client
+    finally:
+        client.close()
+        stop_process_group(process)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def test_embedded_default_serves_search_feedback_and_recommend(embedded):
+    status = embedded.get("/status").json()
+    assert status["database"]["backend"] == "sqlite" and status["cache"]["backend"] == "in-process"
+    assert status["status"] == "ok" and status["index"]["size"] == 400
+
+    search = embedded.post(
+        "/api/v1/search",
+        json={"query": "summer dresses", "filters": {"min_price": 30, "max_price": 100, "in_stock": True}, "limit": 5},
+    )
+    assert search.status_code == 200, search.text
+    results = search.json()["results"]
+    assert results and all(30 <= r["price"] <= 100 and r["in_stock"] for r in results)
+    assert embedded.post("/api/v1/search", json={"query": "summer dresses", "filters": {"min_price": 30,
+                         "max_price": 100, "in_stock": True}, "limit": 5}).json()["cached"] is True  # fmt: skip
+
+    product = results[0]["product_id"]
+    for _ in range(3):
+        feedback = embedded.post(
+            "/api/v1/feedback", json={"user_id": 9, "product_id": product, "interaction_type": "click"}
+        )
+        assert feedback.status_code == 200, feedback.text
+    feed = embedded.post("/api/v1/recommend", json={"user_id": 9, "context": "feed", "limit": 5}).json()
+    assert feed["strategy"] == "personalized" and "session" in feed["components"]
