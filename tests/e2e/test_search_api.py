@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import API_KEY
+from tests.e2e.conftest import SHARED_DATA as REPO_DATA
 
 pytestmark = pytest.mark.e2e
 
@@ -182,3 +183,17 @@ def test_a_product_deactivated_since_the_index_was_built_is_dropped_and_the_page
         assert ids == ranking[1:6]
     finally:
         stack.sql("UPDATE products SET is_active = true WHERE id = $1", top)
+
+
+def test_image_search_on_a_text_only_model_says_so(stack):
+    photo = REPO_DATA / "fashion-product-images" / "images" / "1163.jpg"
+    response = stack.client.post(
+        "/api/v1/search/image", files={"image": ("1163.jpg", photo.read_bytes(), "image/jpeg")}
+    )
+    assert response.status_code == 400, response.text
+    assert "image tower" in response.json()["detail"] and response.json()["field"] == "image"
+
+
+def test_an_unreadable_upload_is_a_400(stack):
+    response = stack.client.post("/api/v1/search/image", files={"image": ("x.jpg", b"not an image", "image/jpeg")})
+    assert response.status_code == 400, response.text
