@@ -1,0 +1,46 @@
+"""Cache warming takes the most popular queries and most active users, once per period across workers."""
+
+from __future__ import annotations
+
+import pytest
+
+from adapters.cache import Cache
+from adapters.warming import LOCK_KEY, warm_once
+from domain import cache_keys
+
+pytestmark = pytest.mark.integration
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.seen: list[object] = []
+
+    async def search(self, request):  # type: ignore[no-untyped-def]
+        self.seen.append(request.query)
+
+    async def recommend(self, request):  # type: ignore[no-untyped-def]
+        self.seen.append(request.user_id)
+
+
+@pytest.fixture(params=["redis", "in-process"])
+async def cache(request, redis_url):
+    cache = Cache.connect(redis_url if request.param == "redis" else None, timeout_s=0.25)
+    await cache.client.delete(LOCK_KEY, cache_keys.query_counts(), cache_keys.user_activity())
+    yield cache
+    await cache.client.delete(LOCK_KEY, cache_keys.query_counts(), cache_keys.user_activity())
+    await cache.close()
+
+
+async def test_warms_top_queries_and_users_once_per_period(cache):
+    for query, times in (("black heels", 9), ("tote", 5), ("rare thing", 1)):
+        for _ in range(times):
+            await cache.bump_score(cache_keys.query_counts(), query)
+    for user, times in ((7, 12), (8, 3)):
+        for _ in range(times):
+            await cache.bump_score(cache_keys.user_activity(), str(user))
+    search, recommend = Recorder(), Recorder()
+    assert await warm_once(cache, search, recommend) == (3, 2)
+    assert search.seen == ["black heels", "tote", "rare thing"]
+    assert recommend.seen == [7, 8]
+    # another worker in the same period finds the lock taken and does nothing
+    assert await warm_once(cache, Recorder(), Recorder()) == (0, 0)
