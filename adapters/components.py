@@ -73,6 +73,7 @@ class Components:
             ttl=settings.cache_ttl_query_embedding,
             observe=observe_stage,
         )
+        self.keyword_search = SqlKeywordSearch(self.engine)
         self.catalog = CachedCatalog(
             self.fetch_products,
             self.product_exists,
@@ -87,7 +88,7 @@ class Components:
             cache=self.cache,
             model_tag=lambda: self.runners.model_tag,
             index_version=lambda: self.index.version,
-            keywords=SqlKeywordSearch(self.engine),  # the keyword leg of hybrid search (migration 0002)
+            keywords=self.keyword_search,  # the keyword leg of hybrid search (migration 0002)
             cache_ttl=settings.api_cache_ttl_search,
             cache_enabled=settings.api_enable_cache,
             observe=observe_stage,
@@ -151,6 +152,7 @@ class Components:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.keyword_search.close()
         await self.cache.close()
         await self.engine.dispose()
 

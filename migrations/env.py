@@ -16,6 +16,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from adapters.db.engine import create_engine
+from adapters.db.keyword_search import is_keyword_index_object
 from adapters.db.tables import metadata
 from domain.settings import Settings, get_settings
 
@@ -41,6 +42,9 @@ def _configure(connection: Connection) -> None:
         # SQLite cannot ALTER most things in place; batch mode recreates the table for later migrations.
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        # The keyword-search objects (migration 0002: tsvector column and GIN index, FTS5 table and triggers)
+        # live outside the SQLAlchemy metadata on purpose; autogenerate must not propose dropping them.
+        include_name=lambda name, type_, parents: not is_keyword_index_object(name, type_, parents),
     )
 
 
