@@ -188,9 +188,10 @@ class Vitrine:
         self, kind: Literal["search", "rec", "product", "qemb", "session", "profile"] = Query(...)
     ) -> dict[str, Any]:
         """Delete every cached entry of one kind (SCAN, never KEYS)."""
-        deleted = await self.components.cache.delete_pattern(cache_keys.pattern(kind))
         if kind == "product":
-            self.components.catalog.hot.clear()
+            deleted = await self.components.catalog.invalidate()
+        else:
+            deleted = await self.components.cache.delete_pattern(cache_keys.pattern(kind))
         return {"kind": kind, "deleted": deleted}
 
     @operator_app.get("/performance")

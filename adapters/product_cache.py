@@ -1,8 +1,10 @@
 """Product metadata for enrichment: a small in-process layer, then Redis, then one batched database query.
 
 Only active products are cached, so a product deactivated in the catalog drops out of results as soon as its
-cached copy expires: within `HOT_TTL_S` in-process and `API_CACHE_TTL_PRODUCT` in Redis. An import that
-deactivates products should clear the `product` keys (`DELETE /cache` does, by pattern).
+cached copy expires: within `HOT_TTL_S` in-process and `API_CACHE_TTL_PRODUCT` in Redis. To make a catalog
+change visible at once, `invalidate()` (behind `DELETE /cache?kind=product`) deletes the Redis copies and bumps a
+generation counter; every worker checks that counter at most once a second and drops its in-process layer
+when it moved, so all workers follow within about a second.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from domain import cache_keys
 
 HOT_TTL_S = 30.0
 HOT_CAPACITY = 4096
+GENERATION_CHECK_S = 1.0
+GENERATION_KEY = f"{cache_keys.PREFIX}:product-generation"
 
 Row = Mapping[str, Any]
 
@@ -68,9 +72,29 @@ class CachedCatalog:
         self._ttl = ttl
         self._observe = observe
         self.hot = HotProducts()
+        self._generation = 0
+        self._generation_checked_at = 0.0
+
+    async def invalidate(self) -> int:
+        """Forget every cached product row, in Redis and (within a second) in every worker's in-process layer."""
+        deleted = await self._cache.delete_pattern(cache_keys.pattern("product"))
+        self._generation = await self._cache.incr(GENERATION_KEY) or self._generation
+        self.hot.clear()
+        return deleted
+
+    async def _follow_generation(self) -> None:
+        now = time.monotonic()
+        if now - self._generation_checked_at < GENERATION_CHECK_S:
+            return
+        self._generation_checked_at = now
+        generation = await self._cache.get_int(GENERATION_KEY)
+        if generation != self._generation:
+            self._generation = generation
+            self.hot.clear()
 
     async def fetch(self, ids: Sequence[int]) -> dict[int, Row]:
         started = time.perf_counter()
+        await self._follow_generation()
         found: dict[int, Row] = {}
         missing: list[int] = []
         for pid in dict.fromkeys(ids):
