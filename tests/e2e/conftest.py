@@ -191,6 +191,36 @@ def stop_process_group(process: subprocess.Popen[bytes]) -> None:
                 os.killpg(process.pid, signal.SIGKILL)
 
 
+@contextlib.contextmanager
+def embedded_stack(home: Path, env: dict[str, str]) -> Iterator[httpx.Client]:
+    """Serve an already prepared embedded stack (SQLite, in-process cache) from `home`; a client to it."""
+    port = free_port()
+    process = _serve(env, port, home / "serve.log")
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+    try:
+        wait_until(lambda: client.get("/ready").status_code == 200, timeout=240, interval=1, what=f"{home} /ready")
+        yield client
+    finally:
+        client.close()
+        stop_process_group(process)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def embedded_env(home: Path) -> dict[str, str]:
+    """The environment of a private embedded-default stack: no DATABASE_URL, REDIS_URL or API keys."""
+    unset = {"DATABASE_URL", "REDIS_URL", "FAISS_INDEX_PATH", "API_REQUIRE_KEY", "API_KEYS"}
+    env = {key: value for key, value in os.environ.items() if key not in unset}
+    env.update(
+        {
+            "VITRINE_DATA_DIR": str(home / "var"),
+            "BENTOML_HOME": str(home / "bentoml"),
+            "HF_HUB_OFFLINE": "1",
+            "BENTOML_DO_NOT_TRACK": "True",
+        }
+    )
+    return env
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     if not FASHION_FEED.exists():

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.e2e.conftest import _serve, free_port, run_cli, stop_process_group, wait_until
+from tests.e2e.conftest import embedded_env, embedded_stack, run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -17,33 +15,13 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     home = tmp_path_factory.mktemp("embedded")
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in {"DATABASE_URL", "REDIS_URL", "FAISS_INDEX_PATH", "API_REQUIRE_KEY", "API_KEYS"}
-    }
-    env.update(
-        {
-            "VITRINE_DATA_DIR": str(home / "var"),
-            "BENTOML_HOME": str(home / "bentoml"),
-            "HF_HUB_OFFLINE": "1",
-            "BENTOML_DO_NOT_TRACK": "True",
-        }
-    )
+    env = embedded_env(home)
     run_cli("db", "upgrade", env=env)
     run_cli("catalog", "demo", "--count", "400", env=env)
     run_cli("model", "import", "minilm", "--skip-existing", env=env)
     run_cli("index", "build", "--if-stale", env=env)
-    port = free_port()
-    process = _serve(env, port, home / "serve.log")
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
-    try:
-        wait_until(lambda: client.get("/ready").status_code == 200, timeout=240, interval=1, what="embedded /ready")
+    with embedded_stack(home, env) as client:
         yield client
-    finally:
-        client.close()
-        stop_process_group(process)
-        shutil.rmtree(home, ignore_errors=True)
 
 
 def test_embedded_default_serves_search_feedback_and_recommend(embedded):

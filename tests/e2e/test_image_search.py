@@ -10,14 +10,12 @@ same way), and filters and pagination hold.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.e2e.conftest import FASHION_FEED, _serve, free_port, run_cli, stop_process_group, wait_until
+from tests.e2e.conftest import FASHION_FEED, embedded_env, embedded_stack, run_cli
 from tests.e2e.test_encoder_runner import TINY_CONFIG
 
 pytestmark = pytest.mark.e2e
@@ -33,23 +31,15 @@ def clip_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Clien
     config.write_text(json.dumps(TINY_CONFIG))
     torch.manual_seed(0)
     torch.save(open_clip.CLIP(**TINY_CONFIG).state_dict(), checkpoint)
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "API_REQUIRE_KEY"}}
-    env.update({"VITRINE_DATA_DIR": str(home / "var"), "BENTOML_HOME": str(home / "bentoml"), "HF_HUB_OFFLINE": "1"})
+    env = embedded_env(home)
     run_cli("db", "upgrade", env=env)
     run_cli("catalog", "import", str(FASHION_FEED), env=env)
     run_cli(
         "model", "import", "open-clip", "tiny-clip", "--pretrained", str(checkpoint), "--config", str(config), env=env
     )
     run_cli("index", "build", env=env)
-    process = _serve(env, free_port_value := free_port(), home / "serve.log")
-    client = httpx.Client(base_url=f"http://127.0.0.1:{free_port_value}", timeout=30)
-    try:
-        wait_until(lambda: client.get("/ready").status_code == 200, timeout=240, interval=1, what="clip /ready")
+    with embedded_stack(home, env) as client:
         yield client
-    finally:
-        client.close()
-        stop_process_group(process)
-        shutil.rmtree(home, ignore_errors=True)
 
 
 def photo(product_id: int) -> bytes:
