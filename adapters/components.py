@@ -64,6 +64,7 @@ class Components:
         self.engine: AsyncEngine = create_engine(settings)
         self.cache = Cache.connect(settings.redis_url, timeout_s=settings.redis_timeout_s)
         self.runners = RunnerState()
+        model_tag = lambda: self.runners.model_tag  # noqa: E731 - read at call time: known once the encoder answers
         self.encoder_runner = encoder_runner
         self.index = IndexClient(index_runner)
         self.encoder = EncoderClient(
@@ -72,6 +73,7 @@ class Components:
             model_tag="unknown",
             ttl=settings.cache_ttl_query_embedding,
             observe=observe_stage,
+            cache_enabled=settings.api_enable_cache,
         )
         self.keyword_search = SqlKeywordSearch(self.engine)
         self.catalog = CachedCatalog(
@@ -86,7 +88,7 @@ class Components:
             index=self.index,
             catalog=self.catalog,
             cache=self.cache,
-            model_tag=lambda: self.runners.model_tag,
+            model_tag=model_tag,
             index_version=lambda: self.index.version,
             keywords=self.keyword_search,  # the keyword leg of hybrid search (migration 0002)
             cache_ttl=settings.api_cache_ttl_search,
@@ -94,7 +96,6 @@ class Components:
             observe=observe_stage,
         )
         self.interactions = SqlInteractionLog(self.engine)
-        model_tag = lambda: self.runners.model_tag  # noqa: E731 - read at call time: known once the encoder answers
         self.sessions = CacheSessionStore(self.cache, model_tag=model_tag)
         self.user_versions = CacheUserVersions(self.cache)
         self.profiles = Profiles(

@@ -24,19 +24,28 @@ from runners.index_wire import IndexQuery
 
 class EncoderClient:
     def __init__(
-        self, runner: Any, cache: Cache, *, model_tag: str, ttl: int, observe: Callable[[str, float], None]
+        self,
+        runner: Any,
+        cache: Cache,
+        *,
+        model_tag: str,
+        ttl: int,
+        observe: Callable[[str, float], None],
+        cache_enabled: bool = True,
     ) -> None:
         self._runner = runner
         self._cache = cache
+        self._cache_enabled = cache_enabled
         self.model_tag = model_tag
         self._ttl = ttl
         self._observe = observe
 
     async def encode_text(self, text: str) -> Vector:
         key = cache_keys.query_embedding(model=self.model_tag, query=text)
-        cached = await self._cache.get_bytes(key, kind="query_embedding")
-        if cached is not None:
-            return np.frombuffer(cached, dtype=np.float32)
+        if self._cache_enabled:
+            cached = await self._cache.get_bytes(key, kind="query_embedding")
+            if cached is not None:
+                return np.frombuffer(cached, dtype=np.float32)
         started = time.perf_counter()
         try:
             vectors = await self._runner.to_async.encode_text([text])
@@ -46,7 +55,8 @@ class EncoderClient:
             raise DependencyDown("encoder", f"{type(exc).__name__}: {exc}") from exc
         self._observe("encode", time.perf_counter() - started)
         vector = np.asarray(vectors, dtype=np.float32)[0]
-        await self._cache.set_bytes(key, vector.tobytes(), ttl=self._ttl)
+        if self._cache_enabled:
+            await self._cache.set_bytes(key, vector.tobytes(), ttl=self._ttl)
         return vector
 
     async def encode_image(self, image: Any) -> Vector:
