@@ -37,7 +37,8 @@ from domain.settings import Settings
 
 log = logging.getLogger("vitrine.components")
 
-RUNNER_POLL_S = 5.0
+# Once ready, the runners are asked rarely (each ask is a log line in every runner); /status asks on demand.
+RUNNER_POLL_S = 30.0
 
 
 @dataclass
@@ -209,6 +210,7 @@ class Components:
         return {"ready": all(checks.values()), "checks": checks}
 
     async def status(self) -> dict[str, Any]:
+        await self.refresh_runners()
         database, cache = await asyncio.gather(self.database_check(), self.cache_check())
         encoder = {"state": "up" if self.runners.encoder else "down", **self.runners.encoder}
         if self.runners.encoder_error:
