@@ -52,6 +52,12 @@ check: lint typecheck
 relevance: setup
 	$(BIN)/python loadtests/relevance/run.py
 
+# Load runs (loadtests/README.md): locust against a private stack (its own PostgreSQL database and Redis, the
+# fashion catalog padded to 100k products, ViT-B-32 with random weights and MiniLM), side by side with the plain
+# baseline and the in-process limit; ~25 min, report under reports/loadtest/. `make loadtest QUICK=1`: ~6 min.
+loadtest: setup
+	$(BIN)/python loadtests/run.py $(if $(QUICK),--quick)
+
 build: prepare
 	$(BIN)/bentoml build --output tag
 
