@@ -23,11 +23,12 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import bentoml
 import PIL.Image
 from fastapi import FastAPI, Query
+from pydantic import Field
 from starlette.responses import JSONResponse, Response
 
 from adapters.components import Components
@@ -111,16 +112,16 @@ class Vitrine:
 
     @bentoml.api(route="/api/v1/search/image")
     async def search_image(
-        self, image: Path, filters: SearchFilters | None = None, limit: int = 20, offset: int = 0
+        self,
+        image: Path,
+        filters: SearchFilters | None = None,
+        limit: Annotated[int, Field(ge=1, le=100)] = 20,
+        offset: Annotated[int, Field(ge=0, le=1000)] = 0,
     ) -> SearchResponse:
         """Products that look like an uploaded image (multipart field `image`)."""
         return await self._answer("search_image", self._search_image(image, filters, limit, offset))
 
     async def _search_image(self, upload: Path, filters: SearchFilters | None, limit: int, offset: int) -> Any:
-        if not 1 <= limit <= 100 or not 0 <= offset <= 1000:
-            raise InvalidRequest(
-                "limit must be 1..100 and offset 0..1000", field="limit" if limit < 1 or limit > 100 else "offset"
-            )
         try:
             # The upload arrives as a file; decoding it all here means one unreadable upload is this request's
             # 400 rather than a failure of the whole encoder batch it would have joined.
