@@ -62,6 +62,7 @@ USERS = UserPool()
 SEED_QUERIES = ("tshirt", "shoes", "dress", "backpack", "jacket", "heels", "watch", "shorts", "handbag", "cap")
 POOL: dict[str, list[Any]] = {"products": [], "categories": []}  # filled at test start from real answers
 RECOMMEND_STRATEGIES = {"personalized", "cold_start"}
+SPAWN_RATE = 1000.0
 
 
 # --- options --------------------------------------------------------------------------------------------------
@@ -351,7 +352,9 @@ class RateShape(LoadTestShape):
             self._current = index
             LOG.stage(name, rate, users)
         user_class = ShopperUser if options.workload == "mix" else SearchUser
-        return users, max(users, 50), [user_class]
+        # Users are added or removed at once: each spreads its own first start (see on_start), and after a
+        # spike the surplus must stop now, not at a spawn rate's pace while the spike goes on.
+        return users, SPAWN_RATE, [user_class]
 
     def _over_limit(self, options: Any) -> bool:
         """ramp --stop-p95-ms: the stage that just ended was far past saturation; later ones would only queue."""

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from loadtests.monitor import batch_histograms, histogram_delta
@@ -150,3 +151,26 @@ def test_locust_loads_the_locustfile() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "ShopperUser" in done.stdout and "SearchUser" in done.stdout
+
+
+def test_recovery_windows_go_by_send_time() -> None:
+    from loadtests.report import Requests, Stage, recovery
+
+    t, ms = [], []
+    for i in range(60):  # before: 3 req/s at 100 ms
+        t.append(i / 3 + 0.1), ms.append(100.0)
+    for i in range(100):  # the burst, sent in [20, 30): answered up to 9 s later, i.e. during "after"
+        t.append(20 + i / 10 + 9.0), ms.append(9000.0)
+    for i in range(180):  # after: 3 req/s at 110 ms
+        t.append(30 + i / 3 + 0.11), ms.append(110.0)
+    n = len(t)
+    requests = Requests(
+        np.asarray(t), np.asarray(["search (uncached)"] * n, dtype=object), np.asarray(ms),
+        np.ones(n, dtype=bool), np.asarray([""] * n, dtype=object),
+    )  # fmt: skip
+    stages = [Stage("before", 3, 6, 0, 20), Stage("spike", 10, 20, 20, 30), Stage("after", 3, 6, 30, 90)]
+    found = recovery(requests, stages)
+    assert found is not None
+    assert found["spike"].count == 100
+    assert [w["p50"] for w in found["after_windows"]] == [pytest.approx(110.0)] * 6
+    assert found["recovered_after_s"] == 0
