@@ -12,6 +12,7 @@ successful requests; errors are counted apart. Ramp steps drop their first SETTL
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import platform
 import sys
@@ -167,6 +168,18 @@ def saturation(steps: Sequence[Step], p95_ms: float = TARGET_P95_MS) -> Step | N
     return max(passing, key=lambda step: step.stats.throughput) if passing else None
 
 
+def crossing(steps: Sequence[Step], p95_ms: float = TARGET_P95_MS) -> float | None:
+    """The answered rate at which p95 crosses `p95_ms`, linearly interpolated between the last step under it
+    and the next step (the step rule alone is only as fine as the ramp's steps); None without both."""
+    for below, above in itertools.pairwise(steps):
+        if below.passes and not above.passes and below.stats.p95 is not None and above.stats.p95 is not None:
+            if above.stats.p95 <= below.stats.p95:
+                return below.stats.throughput
+            share = (p95_ms - below.stats.p95) / (above.stats.p95 - below.stats.p95)
+            return below.stats.throughput + share * (above.stats.throughput - below.stats.throughput)
+    return None
+
+
 def timeline(requests: Requests, start: float, end: float, bin_s: float = 2.0) -> list[tuple[float, float | None, int]]:
     """(seconds since start, median ms of successful answers, requests) per bin, by send time."""
     out = []
@@ -317,6 +330,17 @@ class Report:
                 )
             else:
                 limit_row.append("–")
+        cross_row = ["the same, interpolated where p95 crosses 150 ms between steps: vitrine / baseline", ">= 2x"]
+        for model in self.models:
+            ramps = self.ramps(model)
+            vitrine, baseline = crossing(ramps.get("vitrine-nocache", [])), crossing(ramps.get("baseline", []))
+            if vitrine and baseline:
+                ratio = vitrine / baseline
+                cross_row.append(
+                    f"{vitrine:.1f} / {baseline:.1f} req/s = **{ratio:.2f}x** {'✅' if ratio >= 2 else '❌'}"
+                )
+            else:
+                cross_row.append("–")
         peak_row = [f"for scale: best answered rate at p95 < {LOOSE_P95_MS:g} ms, vitrine / baseline; / limit", ""]
         for model in self.models:
             ramps = self.ramps(model)
@@ -331,7 +355,7 @@ class Report:
                 )
             else:
                 peak_row.append("–")
-        rows += [ratio_row, limit_row, peak_row]
+        rows += [ratio_row, cross_row, limit_row, peak_row]
         fix_row = ["with the batching fix (loadtests/batching_fix.py): vitrine / baseline, / limit", "(A/B)"]
         for model in self.models:
             ramps = self.ramps(model)
@@ -426,10 +450,11 @@ class Report:
                 ]
             for kind, steps in self.ramps(model).items():
                 best = saturation(steps)
+                crossed = crossing(steps)
                 self.lines += [
                     f"**{SYSTEM_LABELS.get(kind, kind)}**: saturation "
                     + (f"{best.stats.throughput:.1f} req/s (step {best.stage.rate:g})" if best else "not reached")
-                    + "",
+                    + (f"; p95 crosses 150 ms at ~{crossed:.1f} req/s (interpolated)" if crossed else ""),
                     "",
                     table(
                         ["offered req/s", "answered/s", "p50 ms", "p95 ms", "p99 ms", "errors", "p95 < 150"],

@@ -134,6 +134,8 @@ def test_report_builds_from_a_small_run(tmp_path: Path) -> None:
 
     assert "40.0 / 10.0 req/s = **4.00x** ✅" in summary  # 40 is the last step under 150 ms, baseline 10
     assert "40.0 / 80.0 q/s = **50%** ✅" in summary
+    # interpolated: p95 crosses 150 ms between the 40 and 50 req/s steps (~72 -> ~480 ms)
+    assert "interpolated where p95 crosses 150 ms" in summary
     assert "cached search p95" in summary and "feedback p95" in summary
     assert (tmp_path / "plots" / "latency_vs_load.png").stat().st_size > 0
     assert (tmp_path / "plots" / "batch_sizes.png").stat().st_size > 0
