@@ -316,13 +316,25 @@ class Stack:
         self.process.stop()
 
 
+def private_home(home: Path) -> Path:
+    """A BENTOML_HOME of a stack's own that shares the model store. `bentoml serve` keeps its Prometheus
+    multiprocess directory (which /metrics and /performance read, and which it empties at start) under
+    BENTOML_HOME: stacks up at the same time must not share one."""
+    home.mkdir(parents=True, exist_ok=True)
+    models = home / "models"
+    if not models.exists():
+        models.symlink_to(STATE / "bentoml" / "models", target_is_directory=True)
+    return home
+
+
 def serve_vitrine(
     name: str, model: Model, tag: str, redis_url: str, settings: dict[str, str], logs: Path, *, app: str
 ) -> Stack:
     """`bentoml serve` of `app` (service:Vitrine, or the batching-fix wrapper) with the given settings."""
     flush_redis(redis_url)
     port = free_port()
-    env = {**model_env(model, tag), "REDIS_URL": redis_url, **settings}
+    home = private_home(logs.parent / "homes" / name)
+    env = {**model_env(model, tag), "REDIS_URL": redis_url, "BENTOML_HOME": str(home), **settings}
     argv = [str(BIN / "bentoml"), "serve", app, "--host", "127.0.0.1", "--port", str(port)]
     process = Process(name, argv, env, logs / f"{name}.log").start()
     stack = Stack(name, process, f"http://127.0.0.1:{port}", settings)
