@@ -8,9 +8,9 @@ enriched from the same PostgreSQL catalog with the same query (adapters/db/produ
 understanding, no runners, no HTTP hops. The model is loaded with the same loader (runners/encoders.py),
 torch on every core the process may use.
 
-Encoding runs in worker threads so the event loop keeps serving; BASELINE_ENCODE_THREADS bounds how many
-encode at once (default 1: concurrent torch calls on 2 cores only slow each other down, measured in the load
-report, which states the setting it ran with).
+Encoding runs in a worker thread so the event loop keeps serving; BASELINE_ENCODE_THREADS bounds how many
+encode at once (default 1: one query at a time on all of torch's threads, as a plain handler would; more
+would share the same cores; not compared here). The load report states the setting it ran with.
 """
 
 from __future__ import annotations
