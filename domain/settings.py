@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     index_max_batch_size: int = Field(64, ge=1, le=4096)
     index_max_latency_ms: int = Field(500, ge=1)
     encoder_workers: int = Field(1, ge=1, le=16)
+    # BentoML #3630/#3664 (runners/batching.py): measure a batch's wait from when the model was free.
+    batching_wait_from_free: bool = True
 
     # --- monitoring ---------------------------------------------------------------------------------------
     slow_query_ms: float = Field(300.0, gt=0)

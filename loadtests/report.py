@@ -38,7 +38,7 @@ SYSTEM_LABELS = {
     "baseline": "baseline (plain FastAPI)",
     "vitrine-nocache": "vitrine (settings of this run)",
     "vitrine-default-nocache": "vitrine (default settings)",
-    "vitrine-fix-nocache": "vitrine (settings of this run) + dispatcher fix",
+    "vitrine-stock-nocache": "vitrine (settings of this run), BentoML's stock dispatcher",
 }
 
 
@@ -240,7 +240,7 @@ def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) 
 
 
 def system_kind(phase: dict[str, Any]) -> str:
-    """baseline | vitrine-nocache | vitrine-fix-nocache | vitrine (the system name without the model)."""
+    """baseline | vitrine-nocache | vitrine-stock-nocache | vitrine (the system name without the model)."""
     return str(phase["system"]).rsplit("-", 1)[0]
 
 
@@ -356,15 +356,15 @@ class Report:
             else:
                 peak_row.append("–")
         rows += [ratio_row, cross_row, limit_row, peak_row]
-        fix_row = ["with the batching fix (loadtests/batching_fix.py): vitrine / baseline, / limit", "(A/B)"]
+        fix_row = ["BentoML's stock dispatcher (BATCHING_WAIT_FROM_FREE=false): vitrine / baseline, / limit", "(A/B)"]
         for model in self.models:
             ramps = self.ramps(model)
-            fixed, baseline = saturation(ramps.get("vitrine-fix-nocache", [])), saturation(ramps.get("baseline", []))
+            stock, baseline = saturation(ramps.get("vitrine-stock-nocache", [])), saturation(ramps.get("baseline", []))
             limit = self.limits.get(model)
-            if fixed and baseline and limit:
+            if stock and baseline and limit:
                 fix_row.append(
-                    f"{fixed.stats.throughput:.1f} req/s: {fixed.stats.throughput / baseline.stats.throughput:.2f}x, "
-                    f"{100 * fixed.stats.throughput / float(limit['limit_qps']):.0f}%"
+                    f"{stock.stats.throughput:.1f} req/s: {stock.stats.throughput / baseline.stats.throughput:.2f}x, "
+                    f"{100 * stock.stats.throughput / float(limit['limit_qps']):.0f}%"
                 )
             else:
                 fix_row.append("–")

@@ -12,7 +12,8 @@ Everything runs on this machine against 127.0.0.1, bounded in time: each locust 
     vitrine-nocache  API_ENABLE_CACHE=false, VITRINE_SETTINGS: the same ramp, interleaved step by step with the
                      baseline's; then (ViT) a burst and the recovery after it (BentoML #3630/#3664)
     vitrine-default  (ViT, full run) the same ramp with the code's default settings
-    vitrine-fix      (ViT, full run) the same ramp and burst with loadtests/batching_fix.py's dispatcher fix
+    vitrine-stock    (ViT, full run) the same ramp and burst with BentoML's stock dispatcher, i.e. without
+                     runners/batching.py's fix for #3630/#3664 (BATCHING_WAIT_FROM_FREE=false)
     vitrine          caching on: the shop's mix (vector search) steady at 50 requests/s; then (ViT) the mix
                      in the server's default search mode (hybrid) and a spike
 
@@ -46,6 +47,7 @@ from loadtests.report import SETTLE_S, build_report  # noqa: E402
 # whenever either thread is descheduled, and two single-thread workers run two batches at once.
 VITRINE_SETTINGS: dict[str, str] = {"ENCODER_WORKERS": "2"}
 BASELINE_SETTINGS: dict[str, str] = {"BASELINE_ENCODE_THREADS": "1"}
+STOCK_DISPATCHER: dict[str, str] = {"BATCHING_WAIT_FROM_FREE": "false"}  # A/B: without runners/batching.py
 MIX_RATE = 50.0
 BURST_REST_S = 20.0
 STOP_P95_MS = 600.0
@@ -61,7 +63,7 @@ class Plan:
     mix_warmup_s: float
     mix_s: float
     burst: bool
-    fix: bool  # vitrine with the dispatcher fix (loadtests/batching_fix.py) and with default settings, ViT only
+    fix: bool  # A/B: vitrine with BentoML's stock dispatcher, and with default settings; ViT only
     spike: bool
     hybrid_s: float  # ViT: the mix again in the server's default search mode (hybrid), seconds; 0: not run
 
@@ -352,7 +354,7 @@ def run(plan: Plan, out: Path) -> Path:
             if plan.fix and key == "vit":
                 variants += [
                     ("vitrine-default-nocache", "service:Vitrine", {}),
-                    ("vitrine-fix-nocache", "loadtests.batching_fix:Vitrine", VITRINE_SETTINGS),
+                    ("vitrine-stock-nocache", "service:Vitrine", {**VITRINE_SETTINGS, **STOCK_DISPATCHER}),
                 ]
             for label, app, settings in variants:
                 nocache = {**settings, "API_ENABLE_CACHE": "false"}
@@ -373,15 +375,13 @@ def run(plan: Plan, out: Path) -> Path:
 
             if plan.burst and key == "vit":
                 # A burst on fresh stacks (BentoML #3630/#3664): a trickle, 10 s at several times capacity,
-                # the trickle again; vitrine as tuned here, and with the dispatcher fix.
-                bursts = [
-                    ("vitrine-nocache", "service:Vitrine"),
-                    ("vitrine-fix-nocache", "loadtests.batching_fix:Vitrine"),
-                ]
+                # the trickle again; vitrine as tuned here, and with BentoML's stock dispatcher.
                 nocache = {**VITRINE_SETTINGS, "API_ENABLE_CACHE": "false"}
+                bursts = [("vitrine-nocache", nocache), ("vitrine-stock-nocache", {**nocache, **STOCK_DISPATCHER})]
                 try:
-                    fresh = [serve(stack.serve_vitrine(f"{label}-{key}", model, tag, redis_url, nocache, logs, app=app))
-                             for label, app in bursts]  # fmt: skip
+                    fresh = [serve(stack.serve_vitrine(f"{label}-{key}", model, tag, redis_url, settings, logs,
+                                                       app="service:Vitrine"))
+                             for label, settings in bursts]  # fmt: skip
                     for (label, _), target in zip(bursts, fresh, strict=True):
                         burst = ["--workload", "uncached-search", "--shape", "spike", "--rate", "3",
                                  "--spike-rate", "60", "--before-s", "25", "--spike-s", "10", "--after-s", "70",

@@ -330,7 +330,7 @@ def private_home(home: Path) -> Path:
 def serve_vitrine(
     name: str, model: Model, tag: str, redis_url: str, settings: dict[str, str], logs: Path, *, app: str
 ) -> Stack:
-    """`bentoml serve` of `app` (service:Vitrine, or the batching-fix wrapper) with the given settings."""
+    """`bentoml serve` of `app` (service:Vitrine) with the given settings."""
     flush_redis(redis_url)
     port = free_port()
     home = private_home(logs.parent / "homes" / name)

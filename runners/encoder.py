@@ -32,6 +32,7 @@ from prometheus_client import Histogram
 
 from domain.errors import Unsupported
 from domain.settings import get_settings
+from runners import batching
 
 if TYPE_CHECKING:
     from runners.encoders import Encoder
@@ -45,6 +46,7 @@ BATCH_SIZE = Histogram(
 
 # Read at import: the decorators below fix workers, resources and batching when the class is defined.
 settings = get_settings()
+batching.apply(settings.batching_wait_from_free)  # BentoML #3630/#3664: see runners/batching.py
 
 
 def _resources(device: str) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from bentoml.exceptions import InvalidArgument, ServiceUnavailable
 from prometheus_client import Counter, Histogram
 
 from domain.settings import get_settings
+from runners import batching
 from runners.index_wire import IndexQuery, IndexResult
 
 if TYPE_CHECKING:
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 settings = get_settings()  # batching limits are decorator arguments, so they are read at import time
+batching.apply(settings.batching_wait_from_free)  # BentoML #3630/#3664: see runners/batching.py
 MAX_VECTOR_IDS = 10_000
 
 BATCH_SIZE = Histogram(
