@@ -27,6 +27,7 @@ from adapters.observability import Observability
 from adapters.product_cache import CachedCatalog
 from adapters.runner_clients import EncoderClient, IndexClient
 from adapters.user_state import CacheSessionStore, CacheUserVersions, Profiles
+from adapters.vector_cache import CachedProductVectors
 from adapters.warming import warm_forever
 from domain import cache_keys
 from domain.errors import DependencyDown
@@ -68,6 +69,7 @@ class Components:
         model_tag = lambda: self.runners.model_tag  # noqa: E731 - read at call time: known once the encoder answers
         self.encoder_runner = encoder_runner
         self.index = IndexClient(index_runner)
+        self.product_vectors = CachedProductVectors(self.index, index_version=lambda: self.index.version)
         self.encoder = EncoderClient(
             encoder_runner,
             self.cache,
@@ -100,12 +102,16 @@ class Components:
         self.sessions = CacheSessionStore(self.cache, model_tag=model_tag)
         self.user_versions = CacheUserVersions(self.cache)
         self.profiles = Profiles(
-            self.cache, self.interactions, self.index, model_tag=model_tag, ttl=settings.cache_ttl_user_embedding
+            self.cache,
+            self.interactions,
+            self.product_vectors,
+            model_tag=model_tag,
+            ttl=settings.cache_ttl_user_embedding,
         )
         self.feedback = FeedbackPipeline(
             products=self.catalog,
             interactions=self.interactions,
-            vectors=self.index,
+            vectors=self.product_vectors,
             sessions=self.sessions,
             versions=self.user_versions,
             refresh_profile=self.profiles.schedule,
@@ -114,7 +120,7 @@ class Components:
         self.recommend = RecommendPipeline(
             encoder=self.encoder,
             index=self.index,
-            vectors=self.index,
+            vectors=self.product_vectors,
             catalog=self.catalog,
             profiles=self.profiles,
             sessions=self.sessions,
