@@ -12,8 +12,10 @@ once, while a product matching 'black', 't-shirt' and 'men' is a better answer t
 Colour and audience groups (`attribute` groups) are matched and scored in the attributes field only: a
 product is red when its colour says so, not when its description mentions red. PostgreSQL restricts a
 match to a field with weight labels ('tshirt:A'), FTS5 with column filters.
-Filters (price, stock, brand, category, merchant) and `is_active` are applied in the same statement, and
-`count(*) OVER ()` gives the number of matches without a second query.
+Filters (price, stock, brand, category, merchant) and `is_active` are applied in the same statement, which
+also returns the number of matches. On PostgreSQL a bounded set of candidates is scored (KeywordTuning's
+`candidate_cap`), so a common word costs the same on 100k products as on 1k; the catalogs SQLite serves (the
+embedded default) are small enough to score every match.
 
 The vocabulary (every indexed word with its document count, and the catalog's colours) is read from the
 full-text index itself (`ts_stat`, `fts5vocab`), cached in-process and refreshed in the background.
@@ -71,6 +73,8 @@ class KeywordTuning:
     """How much a match in each field counts: category, attributes, name, text (migration 0002's order)."""
 
     field_weights: tuple[float, float, float, float] = (1.0, 1.0, 0.6, 0.3)
+    # PostgreSQL scores at most this many products per tier (see `_postgres_statement`); at least `k`.
+    candidate_cap: int = 2000
 
 
 class SqlKeywordSearch:
@@ -111,26 +115,44 @@ class SqlKeywordSearch:
 
     def _postgres_statement(self, query: KeywordQuery, *, k: int, filters: SearchFilters | None) -> sa.TextClause:
         admitting = query.admitting
-        params: dict[str, Any] = {"k": k}
-        parsed, terms, matches = [], [], []
+        cap = max(k, self.tuning.candidate_cap)
+        params: dict[str, Any] = {"k": k, "cap": cap}
+        parsed, terms = [], []
+        matches = [
+            f"({_tsquery(group, label=PG_CLASSES[ATTRIBUTES] if group.attribute else '')})" for group in query.groups
+        ]
+        params["every"] = " & ".join(matches)
+        params["any"] = " | ".join(
+            match for match, group in zip(matches, query.groups, strict=True) if group in admitting
+        )
+        parsed += ["to_tsquery('simple', :every) AS every", "to_tsquery('simple', :any) AS any"]
         for g, group in enumerate(query.groups):
-            if group in admitting:
-                params[f"g{g}"] = _tsquery(group, label=PG_CLASSES[ATTRIBUTES] if group.attribute else "")
-                parsed.append(f"to_tsquery('simple', :g{g}) AS g{g}")
-                matches.append(f"p.{SEARCH_DOCUMENT} @@ q.g{g}")
             for f in _fields(group):
                 params[f"g{g}f{f}"] = _tsquery(group, label=PG_CLASSES[f])
                 params[f"w{g}f{f}"] = group.weight * self.tuning.field_weights[f]
                 parsed.append(f"to_tsquery('simple', :g{g}f{f}) AS g{g}f{f}")
                 terms.append(f"CASE WHEN p.{SEARCH_DOCUMENT} @@ q.g{g}f{f} THEN CAST(:w{g}f{f} AS float8) ELSE 0 END")
         where, filter_params = _filter_sql(filters)
-        # Each tsquery is parsed once, in a one-row CTE: inline, a generic plan of the prepared statement would
-        # parse it again for every candidate row.
+        # Scoring reads every candidate's document once per (group, field), so on a large catalog a common word
+        # ('dress', 'black') would score tens of thousands of rows. Only a bounded set of candidates is scored:
+        # first products matching every group (they get every group's weight, so they hold the best scores),
+        # then products matching any admitting group, each tier at most `cap` rows (GIN answers both, one
+        # tsquery each). Below `cap` matches that is every match and `total` is exact; above, the page is the
+        # best of `cap`-plus candidates and `total` is a lower bound (at least `cap`), as a search engine's
+        # tracked hit count is. Each tsquery is parsed once, in a one-row CTE: inline, a generic plan of the
+        # prepared statement would parse it again for every candidate row.
+        every = (
+            f"SELECT p.id FROM products AS p, q WHERE p.{SEARCH_DOCUMENT} @@ q.every AND {where} LIMIT :cap"
+            if len(query.groups) > 1
+            else None
+        )
+        anyone = f"SELECT p.id FROM products AS p, q WHERE p.{SEARCH_DOCUMENT} @@ q.any AND {where} LIMIT :cap"
+        candidates = f"({every}) UNION ({anyone})" if every else anyone
         sql = f"""
-            WITH q AS MATERIALIZED (SELECT {", ".join(parsed)})
-            SELECT p.id, {" + ".join(terms)} AS score, count(*) OVER () AS total
-            FROM products AS p, q
-            WHERE ({" OR ".join(matches)}) AND {where}
+            WITH q AS MATERIALIZED (SELECT {", ".join(parsed)}),
+                 c AS MATERIALIZED ({candidates})
+            SELECT p.id, {" + ".join(terms)} AS score, (SELECT count(*) FROM c) AS total
+            FROM c JOIN products AS p ON p.id = c.id, q
             ORDER BY score DESC, p.id
             LIMIT :k"""
         return _text(sql, {**params, **filter_params})

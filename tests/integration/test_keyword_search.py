@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from adapters.db import migrate
 from adapters.db import products as repo
 from adapters.db.engine import create_engine
-from adapters.db.keyword_search import SqlKeywordSearch, is_keyword_index_object
+from adapters.db.keyword_search import KeywordTuning, SqlKeywordSearch, is_keyword_index_object
 from adapters.db.tables import metadata, products
 from domain.catalog_feed import FIELD_NAMES, ProductRecord, read_feed
 from domain.filters import SearchFilters
@@ -125,6 +125,24 @@ async def test_total_counts_all_matches_not_just_k(keywords: SqlKeywordSearch) -
     hits = await search(keywords, "tshirts", k=5)
     assert len(hits.ids) == 5 and hits.total == 565
     assert hits.scores == sorted(hits.scores, reverse=True)
+
+
+async def test_postgres_scores_a_bounded_set_of_candidates(loaded_urls: dict[str, str]) -> None:
+    """A common word on a large catalog must not score every match: at most `candidate_cap` a tier."""
+    engine = create_engine(Settings(database_url=loaded_urls["postgresql"]))
+    try:
+        capped = SqlKeywordSearch(engine, tuning=KeywordTuning(candidate_cap=40))
+        common = await search(capped, "tshirts", k=5)
+        assert len(common.ids) == 5 and common.total == 40  # a lower bound once the cap is reached (565 match)
+        # Products matching every group are candidates first, so the cap does not cost the best answers.
+        red = await search(capped, "red t-shirt", k=20)
+        rows = await names(capped, red.ids)
+        assert [rows[pid]["colour"] for pid in red.ids] == ["Red"] * 20
+        # Under the cap, nothing changes: every match, the exact total, the same order.
+        rare, uncapped = await search(capped, "jakcet"), await search(SqlKeywordSearch(engine), "jakcet")
+        assert (rare.ids, rare.total) == (uncapped.ids, uncapped.total) and rare.total == 11
+    finally:
+        await engine.dispose()
 
 
 async def test_colour_ranks_without_admitting(keywords: SqlKeywordSearch) -> None:
