@@ -74,7 +74,7 @@ class KeywordTuning:
 
     field_weights: tuple[float, float, float, float] = (1.0, 1.0, 0.6, 0.3)
     # PostgreSQL scores at most this many products per tier (see `_postgres_statement`); at least `k`.
-    candidate_cap: int = 2000
+    candidate_cap: int = 1000
 
 
 class SqlKeywordSearch:
