@@ -340,3 +340,20 @@ def test_demo_catalog_is_deterministic_and_feeds_best_products(database_url: str
         key=lambda p: (-(p.average_rating or -1), -(p.reviews if p.reviews is not None else -1), p.id),
     )
     assert best == [p.id for p in ranked[:10]]
+
+
+def test_an_import_leaves_postgres_full_text_index_settled(empty_postgres_url: str, fashion_feed: Path) -> None:
+    """GIN's pending list merged and statistics fresh: searches right after an import run at full speed."""
+
+    async def index_state(engine: AsyncEngine) -> tuple[int, Any]:
+        async with engine.connect() as connection:
+            # With nothing pending, merging again moves no pages.
+            pending = await connection.scalar(sa.text("SELECT gin_clean_pending_list('ix_products_search_document')"))
+            analyzed = await connection.scalar(
+                sa.text("SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'products'")
+            )
+        return int(pending), analyzed
+
+    vitrine("catalog", "import", str(fashion_feed), "--database-url", empty_postgres_url)
+    pending, analyzed = on_db(empty_postgres_url, index_state)
+    assert pending == 0 and analyzed is not None
