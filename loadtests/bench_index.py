@@ -2,6 +2,8 @@
 
     .venv/bin/python loadtests/bench_index.py                      # 1M x 512, 200 queries a row
     .venv/bin/python loadtests/bench_index.py --size 100000        # quicker, while tuning
+    .venv/bin/python loadtests/bench_index.py --index-dir var/bench-1m --tuning ef_per_result=4
+                    # keep the built index (the build is most of a run) and measure other search knobs on it
 
 Writes reports/index-benchmark.md (git-ignored) and prints it. Per row: how many products the filter
 matches, which plan answered (runners/vector_index.py), p50/p95 wall-clock latency of one `search` call as
@@ -34,7 +36,7 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +47,14 @@ sys.path.insert(0, str(REPO))
 
 from domain.filters import SearchFilters  # noqa: E402
 from domain.settings import get_settings  # noqa: E402
-from runners.vector_index import ProductAttributes, SearchHits, VectorIndex  # noqa: E402
+from runners.vector_index import (  # noqa: E402
+    ProductAttributes,
+    SearchHits,
+    SearchTuning,
+    VectorIndex,
+    current_version,
+    read_manifest,
+)
 
 CHUNK = 65_536
 
@@ -266,6 +275,13 @@ def _load() -> str:
     return " ".join(f"{value:.1f}" for value in os.getloadavg())
 
 
+def _pair(text: str) -> tuple[str, str]:
+    name, _, value = text.partition("=")
+    if name not in SearchTuning.__dataclass_fields__ or not value:
+        raise SystemExit(f"--tuning wants NAME=VALUE with NAME one of {', '.join(SearchTuning.__dataclass_fields__)}")
+    return name, value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=1_000_000)
@@ -275,7 +291,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--exact-threshold", type=int, default=None, help="default: settings (as index build)")
     parser.add_argument("--out", type=Path, default=REPO / "reports" / "index-benchmark.md")
+    parser.add_argument(
+        "--index-dir", type=Path, default=None, help="keep the built index here; reuse it if it matches the args"
+    )
+    parser.add_argument(
+        "--tuning", action="append", default=[], metavar="NAME=VALUE", help="a SearchTuning field (repeatable)"
+    )
     args = parser.parse_args()
+    tuning = replace(SearchTuning(), **{k: type(getattr(SearchTuning(), k))(v) for k, v in map(_pair, args.tuning)})
     threshold = args.exact_threshold or get_settings().index_exact_threshold
     started = time.perf_counter()
     load_before = _load()
@@ -289,25 +312,33 @@ def main() -> None:
     ids = np.arange(args.size, dtype=np.int64)  # ids = rows, so recall needs no id lookups
     rss_data = _rss_gib()
 
-    say(f"building (exact below {threshold:,} products)")
-    build_started = time.perf_counter()
-    built = VectorIndex.build(ids, catalog.vectors, attributes, exact_threshold=threshold, model_tag="synthetic")
-    build_seconds = time.perf_counter() - build_started
-    rss_built = _rss_gib()
-    say(f"built {built.kind} in {build_seconds:.0f}s; saving and loading it back as the service does")
-    scratch = Path(tempfile.mkdtemp(prefix="vitrine-bench-"))
+    tag = f"synthetic-{args.size}x{args.dim}-seed{args.seed}-exact{threshold}"
+    kept = args.index_dir and current_version(args.index_dir)
+    scratch = args.index_dir or Path(tempfile.mkdtemp(prefix="vitrine-bench-"))
     try:
-        save_started = time.perf_counter()
-        folder = built.save(scratch)
-        save_seconds = time.perf_counter() - save_started
+        if kept and read_manifest(args.index_dir / kept).model_tag == tag:
+            folder = args.index_dir / kept
+            manifest = read_manifest(folder)
+            build_seconds, save_seconds, rss_built = manifest.build_seconds, float("nan"), float("nan")
+            say(f"reusing the {manifest.kind} index built in {build_seconds:.0f}s ({folder})")
+        else:
+            say(f"building (exact below {threshold:,} products)")
+            build_started = time.perf_counter()
+            built = VectorIndex.build(ids, catalog.vectors, attributes, exact_threshold=threshold, model_tag=tag)
+            build_seconds = time.perf_counter() - build_started
+            rss_built = _rss_gib()
+            say(f"built {built.kind} in {build_seconds:.0f}s; saving and loading it back as the service does")
+            save_started = time.perf_counter()
+            folder = built.save(scratch)
+            save_seconds = time.perf_counter() - save_started
+            manifest = built.manifest
+            del built
         index_bytes = sum(path.stat().st_size for path in folder.iterdir())
         faiss_bytes = (folder / "index.faiss").stat().st_size
-        manifest = built.manifest
-        del built
         gc.collect()
         rss_before_load = _rss_gib()
         load_started = time.perf_counter()
-        index = VectorIndex.load(folder)
+        index = VectorIndex.load(folder, tuning=tuning)
         load_seconds = time.perf_counter() - load_started
         rss_loaded = _rss_gib()
         warm_started = time.perf_counter()
@@ -339,7 +370,8 @@ def main() -> None:
             index.search_batch(batch, k=args.k)
         batch_qps = 3 * len(batch) / (time.perf_counter() - batch_started)
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        if args.index_dir is None:
+            shutil.rmtree(scratch, ignore_errors=True)
 
     tuning = index.tuning
     lines = [
@@ -359,8 +391,10 @@ def main() -> None:
         f"the saved version (as the service does: index.faiss memory-mapped, its graph read) added "
         f"{rss_loaded - rss_before_load:.2f} GiB, warming it {rss_warm - rss_before_load:.2f} GiB in all "
         "(mapped pages count once touched; they are page cache, shared and reclaimable, not heap)",
-        f"- plan: exact scan of the matching rows up to {tuning.exact_subset_max_rows:,}; else HNSW with a bitmap "
-        f"selector, efSearch = clamp({tuning.ef_per_result} * k / matching fraction, {tuning.ef_search}, "
+        f"- plan: exact scan of the matching rows up to {tuning.exact_subset_max_rows:,}; from "
+        f"{tuning.post_filter_min_fraction:.0%} of the catalog matching, unfiltered HNSW for "
+        f"{tuning.post_filter_overfetch:g} * k / matching fraction candidates, the matching kept; else HNSW with a "
+        f"bitmap selector, efSearch = clamp({tuning.ef_per_result} * k / matching fraction, {tuning.ef_search}, "
         f"{tuning.ef_max}); unfiltered efSearch {tuning.ef_search}",
         f"- unfiltered throughput with `search_batch` of 64: {batch_qps:,.0f} queries/s",
         "",

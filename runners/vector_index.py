@@ -14,16 +14,20 @@ whenever the filter is selective, and the caller asked for k. So `search` plans 
        `total` is the number of matching products, exactly.
     2. Few matches (<= `SearchTuning.exact_subset_max_rows`): score just those rows exactly against the
        query (recall 1.0; cost grows with the number of rows, not with the catalog).
-    3. Many matches: the ANN index with an IDSelectorBitmap, so graph search only admits matching rows to
+    3. Most of the catalog matching (HNSW, >= `post_filter_min_fraction`): an unfiltered graph search for
+       a few times k / fraction candidates, the matching ones kept. The filter then costs almost nothing,
+       and recall is the unfiltered search's.
+    4. Otherwise: the ANN index with an IDSelectorBitmap, so graph search only admits matching rows to
        the results, and efSearch widened in inverse proportion to the matching fraction (capped), because
        the share of visited nodes that may enter the results shrinks with it.
-       With the exact (flat) index, step 3 is an exact scan that skips non-matching rows.
+       With the exact (flat) index, step 4 is an exact scan that skips non-matching rows.
 
-Either way a filtered query returns k results whenever at least k products match (a graph walk that comes
-back short is answered by step 2 instead). The thresholds in `SearchTuning` are set from
-loadtests/bench_index.py (1M x 512 on a 2-core box; see reports/).
+Either way a filtered query returns k results whenever at least k products match (post-filtered candidates
+that come up short go to step 4, and a graph walk that comes back short is answered by step 2 instead).
+The thresholds in `SearchTuning` are set from loadtests/bench_index.py (1M x 512 on a 2-core box; see
+reports/).
 
-A known limit of step 3: when the matching products are correlated with the vectors (a category) and the
+A known limit of step 4: when the matching products are correlated with the vectors (a category) and the
 query is far from all of them (a dress query filtered to shoes), the walk explores the query's own region,
 where nothing matches, and recall drops far below the target; widening efSearch or seeding the walk from
 sampled matching rows helps little (measured). Only a near-exhaustive scan finds that top-k, and at ~0.4 us
@@ -87,9 +91,14 @@ class SearchTuning:
     ef_max: int = 1024
     # A condition matching at most this fraction of the catalog drives the selection (rows, not masks).
     driver_max_fraction: float = 0.125
+    # When a filter keeps at least this fraction, HNSW searches unfiltered for `post_filter_overfetch` x
+    # k / fraction candidates and keeps the matching ones: as cheap as an unfiltered query and as accurate,
+    # where the bitmap walk needed ~3x the time at 50% and fell to recall 0.95 (1M x 512, bench_index.py).
+    post_filter_min_fraction: float = 0.25
+    post_filter_overfetch: float = 2.0
 
 
-Plan = Literal["unfiltered", "none-match", "exact-subset", "filtered-graph", "filtered-flat"]
+Plan = Literal["unfiltered", "none-match", "exact-subset", "post-filtered", "filtered-graph", "filtered-flat"]
 
 
 @dataclass(frozen=True)
@@ -320,18 +329,31 @@ class _Selection:
     total: int
     rows: np.ndarray | None = None  # sorted row numbers, when gathered directly
     mask: np.ndarray | None = None  # bool over all rows, when built column-wise
+    condition: _Condition | None = None  # a lone broad condition: rows and mask are built only if needed
 
     def as_rows(self) -> np.ndarray:
         if self.rows is None:
-            assert self.mask is not None
-            self.rows = np.flatnonzero(self.mask)
+            self.rows = np.flatnonzero(self.as_mask(0))
         return self.rows
 
     def as_mask(self, size: int) -> np.ndarray:
         if self.mask is None:
-            self.mask = np.zeros(size, dtype=bool)
-            self.mask[self.as_rows()] = True
+            if self.condition is not None:
+                self.mask = self.condition.mask()
+            else:
+                assert self.rows is not None
+                self.mask = np.zeros(size, dtype=bool)
+                self.mask[self.rows] = True
         return self.mask
+
+    def test(self, rows: np.ndarray) -> np.ndarray:
+        """Which of `rows` match, without building the whole mask when it is not built yet."""
+        if self.mask is not None:
+            return self.mask[rows]
+        if self.condition is not None:
+            return self.condition.test(rows)
+        assert self.rows is not None
+        return np.isin(rows, self.rows)
 
 
 # --- the index --------------------------------------------------------------------------------------------
@@ -456,7 +478,26 @@ class VectorIndex:
             return self._unfiltered(q, k)[0]
         if selection.total <= self.tuning.exact_subset_max_rows:
             return self._scan_rows(q, selection.as_rows(), k, selection.total)
+        if self.kind == "hnsw" and selection.total >= self.tuning.post_filter_min_fraction * self.size:
+            hits = self._post_filtered(q, selection, k)
+            if hits is not None:
+                return hits
         return self._search_selected(q, selection, k)
+
+    def _post_filtered(self, q: np.ndarray, selection: _Selection, k: int) -> SearchHits | None:
+        """Unfiltered candidates, the matching ones kept; None when too few match (the caller walks the bitmap)."""
+        fraction = selection.total / self.size
+        depth = min(self.size, int(np.ceil(self.tuning.post_filter_overfetch * k / fraction)))
+        params = faiss.SearchParametersHNSW(efSearch=max(self.tuning.ef_search, depth))
+        scores, rows = self.index.search(q.reshape(1, -1), depth, params=params)
+        rows, scores = rows[0], scores[0]
+        valid = rows >= 0
+        rows, scores = rows[valid], scores[valid]
+        keep = selection.test(rows)
+        if np.count_nonzero(keep) < min(k, selection.total):
+            return None
+        return SearchHits(self.ids[rows[keep][:k]], scores[keep][:k].astype(np.float32, copy=False),
+                          selection.total, "post-filtered")  # fmt: skip
 
     def search_batch(
         self,
@@ -528,6 +569,9 @@ class VectorIndex:
         driver, others = conditions[0], conditions[1:]
         if driver.count == 0:
             return _Selection(total=0, rows=np.empty(0, dtype=np.int64))
+        if not others and driver.count > self.tuning.driver_max_fraction * self.size:
+            # Its count is exact already; a broad filter is often answered by testing a few candidates.
+            return _Selection(total=driver.count, condition=driver)
         if driver.count <= self.tuning.driver_max_fraction * self.size:
             rows = driver.rows()
             for condition in others:

@@ -210,22 +210,23 @@ def test_filters_hnsw_return_k_matching_results_with_high_recall(
 
 
 def test_the_plan_paths_all_answer_correctly(catalog: Catalog) -> None:
-    """Force each path: exact subset scan, graph search with a bitmap, and the exact fallback when dry.
+    """Force each path: exact subset scan, post-filtered and bitmap graph search, the exact fallback when dry.
 
     Recall is asserted for a filter independent of the vectors (price): a category is correlated with them,
     and a query far from every matching product is where a graph walk is weakest (see the benchmark), so
     for it only the contract (k matching results, in order) is asserted.
     """
-    independent = SearchFilters(min_price=25, max_price=45)  # ~20%, whatever the cluster
+    independent = SearchFilters(min_price=25, max_price=38)  # ~20%, whatever the cluster
     correlated = SearchFilters(categories=["Category 2", "Category 3", "Category 4", "Category 5"])  # ~10%
     rare = SearchFilters(categories=["Category 9"], merchants=["Merchant 3"], max_price=13)  # ~0.1%
+    broad = SearchFilters(max_price=33)  # ~half the catalog
     cases = {"exact": SearchTuning(exact_subset_max_rows=N), "graph": SearchTuning(exact_subset_max_rows=0)}
     cases["starved"] = SearchTuning(exact_subset_max_rows=0, ef_max=16, ef_search=16, ef_per_result=0.1)
     for name, tuning in cases.items():
         index = VectorIndex.build(
             catalog.ids, catalog.vectors, catalog.attributes(), exact_threshold=1, model_tag="t", tuning=tuning
         )
-        for case in (independent, correlated, rare):
+        for case in (independent, correlated, rare, broad):
             recalls, plans = [], set()
             for query in catalog.queries[:20]:
                 expected, total = catalog.exact(query, case, K)
@@ -239,6 +240,8 @@ def test_the_plan_paths_all_answer_correctly(catalog: Catalog) -> None:
                 assert plans == {"filtered-graph"}
                 if name == "graph":
                     assert np.mean(recalls) >= 0.9
+            elif case is broad and name == "graph":
+                assert plans == {"post-filtered"} and np.mean(recalls) >= 0.9
 
 
 def test_plans_by_selectivity(catalog: Catalog, hnsw: VectorIndex) -> None:
