@@ -58,6 +58,11 @@ relevance: setup
 loadtest: setup
 	$(BIN)/python loadtests/run.py $(if $(QUICK),--quick)
 
+# The index at 1M products (synthetic vectors): build time, memory, p95 and recall@10 per filter selectivity;
+# ~8 min, report in reports/index-benchmark.md.
+bench-index: setup
+	$(BIN)/python loadtests/bench_index.py
+
 build: prepare
 	$(BIN)/bentoml build --output tag
 
