@@ -69,6 +69,7 @@ class Settings(BaseSettings):
     encoder_workers: int = Field(1, ge=1, le=16)
     # BentoML #3630/#3664 (runners/batching.py): measure a batch's wait from when the model was free.
     batching_wait_from_free: bool = True
+    runner_access_log: bool = False  # BentoML's access log in the encoder and index services
 
     # --- monitoring ---------------------------------------------------------------------------------------
     slow_query_ms: float = Field(300.0, gt=0)

@@ -63,6 +63,7 @@ def _resources(device: str) -> dict[str, Any]:
     # Read by the *caller's* client for this service: BentoML's default recycles the connection every 100
     # requests, which under load turns into bursts of 500s.
     runner_connection={"max_requests": 1_000_000_000, "max_age": 86400.0},
+    logging={"access": {"enabled": settings.runner_access_log}},  # a line per internal call; the API logs requests
 )
 class TextImageEncoder:
     model = bentoml.models.BentoModel(settings.encoder_model_tag)

@@ -62,6 +62,7 @@ RELOADS = Counter("vitrine_index_reloads", "Index versions loaded by the watcher
     workers=1,  # one process holds the index in memory; faiss and numpy use the cores within it
     traffic={"timeout": 30},
     runner_connection={"max_requests": 1_000_000_000, "max_age": 86400.0},
+    logging={"access": {"enabled": settings.runner_access_log}},  # a line per internal call; the API logs requests
 )
 class VectorIndexService:
     def __init__(self) -> None:
