@@ -1,9 +1,9 @@
 """A/B two settings of vitrine on the shop's mix, interleaved, on the load run's stack (loadtests/README.md).
 
-    .venv/bin/python loadtests/ab.py ENCODER_NICE=10                       # B = A + these settings
+    .venv/bin/python loadtests/ab.py API_WORKERS=2                         # B = A + these settings
     .venv/bin/python loadtests/ab.py --a ENCODER_WORKERS=1 ENCODER_WORKERS=2 --rounds 3 --seconds 40
 
-Both systems are up side by side (the same database, each with its own Redis database emptied first) and
+Both systems are up side by side (the same database, each with a Redis database of its own) and
 get the same mix in turns, A B A B ..., so a busy spell on the shared box hits both alike. Prints p50/p95 per
 request kind and system, over all rounds after each round's first 10 s, and writes the request logs to
 reports/ab/<UTC time>/. For tuning; `make loadtest` is the run of record.
@@ -21,6 +21,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from domain.settings import Settings  # noqa: E402
 from loadtests import stack  # noqa: E402
 from loadtests.monitor import ProcessSampler  # noqa: E402
 from loadtests.report import Requests, table  # noqa: E402
@@ -37,6 +38,9 @@ def settings_of(pairs: list[str]) -> dict[str, str]:
         name, _, value = pair.partition("=")
         if not name or not value:
             raise SystemExit(f"settings are NAME=VALUE, got {pair!r}")
+        known = {field.alias or key for key, field in Settings.model_fields.items()}
+        if name.lower() not in {known_name.lower() for known_name in known}:  # else ignored: A would equal B
+            raise SystemExit(f"{name} is not a vitrine setting (domain/settings.py)")
         found[name] = value
     return found
 
