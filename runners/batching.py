@@ -36,6 +36,10 @@ log = logging.getLogger("vitrine.batching")
 _applied = False
 
 
+def is_applied() -> bool:
+    return _applied
+
+
 def apply(enabled: bool = True) -> bool:
     """Patch BentoML's dispatcher in this process (idempotent); whether the fix is in place."""
     global _applied

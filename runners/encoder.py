@@ -106,4 +106,5 @@ class TextImageEncoder:
             "dim": self.encoder.dim,
             "has_image_tower": self.encoder.has_image_tower,
             "device": self.encoder.device,
+            "batching_wait_from_free": batching.is_applied(),  # runners/batching.py is in force
         }
