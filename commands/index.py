@@ -93,6 +93,16 @@ class Encoded:
     catalog_fingerprint: str = ""
     seconds: float = 0.0
 
+    def add_rows(self, page: Sequence[ProductRecord]) -> None:
+        """The ids and filter attributes of a page of products, in the order their vectors were written."""
+        for product in page:
+            self.ids.append(product.id)
+            self.price.append(float(product.search_price) if product.search_price is not None else None)
+            self.in_stock.append(bool(product.in_stock))
+            self.brand.append(product.brand_name)
+            self.category.append(product.category_name)
+            self.merchant.append(product.merchant_name)
+
 
 @app.command()
 def build(
@@ -252,13 +262,7 @@ async def _encode(
                 if http is not None:
                     vectors = await _with_images(encoder, http, page, vectors, result.images)
                 store.write(len(result.ids), vectors)
-                for product in page:
-                    result.ids.append(product.id)
-                    result.price.append(float(product.search_price) if product.search_price is not None else None)
-                    result.in_stock.append(bool(product.in_stock))
-                    result.brand.append(product.brand_name)
-                    result.category.append(product.category_name)
-                    result.merchant.append(product.merchant_name)
+                result.add_rows(page)  # after their vectors: row i of both is product i
                 progress.update(task, completed=len(result.ids), total=max(expected, len(result.ids)))
     finally:
         if http is not None:

@@ -97,13 +97,7 @@ async def encode(settings: Settings, scratch: Path, model_tag: str) -> tuple[Enc
                     anchors = np.concatenate(real_rows) if real_rows else np.empty((0, encoder.dim), np.float32)
                     vectors[padding] = padding_vectors([page[i].id for i in padding], anchors, encoder.dim)
                 store.write(len(result.ids), vectors)
-                for product in page:
-                    result.ids.append(product.id)
-                    result.price.append(float(product.search_price) if product.search_price is not None else None)
-                    result.in_stock.append(bool(product.in_stock))
-                    result.brand.append(product.brand_name)
-                    result.category.append(product.category_name)
-                    result.merchant.append(product.merchant_name)
+                result.add_rows(page)  # after their vectors: row i of both is product i
                 progress.update(task, completed=len(result.ids), total=max(expected, len(result.ids)))
         result.vectors = store.rows(len(result.ids))
         result.catalog_fingerprint = fingerprint.hexdigest()
