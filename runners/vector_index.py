@@ -333,7 +333,10 @@ class _Selection:
 
     def as_rows(self) -> np.ndarray:
         if self.rows is None:
-            self.rows = np.flatnonzero(self.as_mask(0))
+            if self.mask is None:
+                assert self.condition is not None
+                self.mask = self.condition.mask()
+            self.rows = np.flatnonzero(self.mask)
         return self.rows
 
     def as_mask(self, size: int) -> np.ndarray:

@@ -117,7 +117,7 @@ class SqlKeywordSearch:
         admitting = query.admitting
         cap = max(k, self.tuning.candidate_cap)
         params: dict[str, Any] = {"k": k, "cap": cap}
-        parsed, terms = [], []
+        terms: list[str] = []
         matches = [
             f"({_tsquery(group, label=PG_CLASSES[ATTRIBUTES] if group.attribute else '')})" for group in query.groups
         ]
@@ -125,7 +125,7 @@ class SqlKeywordSearch:
         params["any"] = " | ".join(
             match for match, group in zip(matches, query.groups, strict=True) if group in admitting
         )
-        parsed += ["to_tsquery('simple', :every) AS every", "to_tsquery('simple', :any) AS any"]
+        parsed = ["to_tsquery('simple', :every) AS every", "to_tsquery('simple', :any) AS any"]
         for g, group in enumerate(query.groups):
             for f in _fields(group):
                 params[f"g{g}f{f}"] = _tsquery(group, label=PG_CLASSES[f])
