@@ -1,8 +1,8 @@
 """vitrine: storefront search and personalization, served with BentoML.
 
     Vitrine (this file, the API service)          blending, caching, enrichment; async handlers
-      ├── TextImageEncoder  (runners/encoder.py)   CLIP / MiniLM text and image towers, adaptive batching
-      └── VectorIndexService (runners/index.py)    FAISS search with filters, adaptive batching, hot reload
+      ├── TextImageEncoder  (runners/encoder_service.py)   CLIP / MiniLM text and image towers, adaptive batching
+      └── VectorIndexService (runners/index_service.py)    FAISS search with filters, adaptive batching, hot reload
 
 Routes, in the order a client meets them:
     POST /api/v1/search            text query -> products                     domain/search.py
@@ -49,8 +49,8 @@ from domain.api_models import (
 from domain.errors import InvalidRequest, Unsupported, VitrineError
 from domain.filters import SearchFilters
 from domain.settings import get_settings
-from runners.encoder import TextImageEncoder
-from runners.index import VectorIndexService
+from runners.encoder_service import TextImageEncoder
+from runners.index_service import VectorIndexService
 
 settings = get_settings()
 configure_logging(settings.log_level)

@@ -19,7 +19,7 @@ from domain import cache_keys
 from domain.errors import DependencyDown, InvalidRequest, VitrineError
 from domain.filters import SearchFilters
 from domain.ports import IndexHits, Vector
-from runners.index_wire import IndexQuery
+from runners.index_service_api import IndexQuery
 
 
 class EncoderClient:

@@ -5,7 +5,7 @@
 Products stream from the database a page at a time (adapters/db/products.py) and their vectors go straight
 into a preallocated memory-mapped file, so memory holds one page of products (and of images) at a time
 however large the catalog. The text embedded for a product is `domain.product_text.product_document`; the
-encoder is `runners.encoders.load_encoder`, the same loader and normaliser the encoder service uses for queries.
+encoder is `runners.encoder_model.load_encoder`, the same loader and normaliser the encoder service uses for queries.
 
 Text and image: when the model has an image tower and a product's photo can be read (a local path, or an
 http(s) URL fetched with a short timeout; merchant_image_url, then aw_image_url, then large_image), the
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
     from domain.catalog_feed import ProductRecord
-    from runners.encoders import Encoder
+    from runners.encoder_model import Encoder
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -186,7 +186,7 @@ async def _encode_catalog(
 ) -> Encoded | None:
     from adapters.db.engine import create_engine
     from adapters.db.products import count_active_products
-    from runners.encoders import load_encoder
+    from runners.encoder_model import load_encoder
 
     engine = create_engine(settings)
     try:
@@ -201,7 +201,7 @@ async def _encode_catalog(
 
 
 def _model_tag(settings: Settings) -> str:
-    """The tag `load_encoder` will load ("latest" resolved), as it records it (runners/encoders.py)."""
+    """The tag `load_encoder` will load ("latest" resolved), as it records it (runners/encoder_model.py)."""
     import bentoml
 
     return str(bentoml.models.get(settings.encoder_model_tag).tag)

@@ -5,7 +5,7 @@
 One process, one FastAPI app, POST /api/v1/search only. Each query is encoded as it arrives, a batch of one
 (no batching across requests), searched in the same index files vitrine serves (runners/vector_index.py) and
 enriched from the same PostgreSQL catalog with the same query (adapters/db/products.py). No cache, no query
-understanding, no runners, no HTTP hops. The model is loaded with the same loader (runners/encoders.py),
+understanding, no runners, no HTTP hops. The model is loaded with the same loader (runners/encoder_model.py),
 torch on every core the process may use.
 
 Encoding runs in a worker thread so the event loop keeps serving; BASELINE_ENCODE_THREADS bounds how many
@@ -46,7 +46,7 @@ class Query(BaseModel):
 
 @asynccontextmanager
 async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-    from runners.encoders import load_encoder
+    from runners.encoder_model import load_encoder
     from runners.vector_index import VectorIndex
 
     settings = get_settings()

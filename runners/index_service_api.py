@@ -1,4 +1,4 @@
-"""What travels between the API service and the index service (runners/index.py): pydantic, no faiss.
+"""What travels between the API service and the index service (runners/index_service.py): pydantic, no faiss.
 
 `search` is a batchable BentoML API, so every call carries a list of queries and gets back a list of results,
 in the same order; BentoML merges concurrent calls into one batch and splits the answers again.

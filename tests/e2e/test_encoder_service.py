@@ -1,4 +1,4 @@
-"""The encoder service alone, served for real: `bentoml serve runners.encoder:TextImageEncoder`.
+"""The encoder service alone, served for real: `bentoml serve runners.encoder_service:TextImageEncoder`.
 
 Its store (a temporary BENTOML_HOME) holds only a tiny random-weight open_clip model, so the server starts in
 seconds. Over HTTP with BentoML's clients: text and image batches come back as unit rows equal to what the
@@ -31,7 +31,7 @@ from bentoml.container import BentoMLContainer
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
-from runners.encoders import load_encoder
+from runners.encoder_model import load_encoder
 from runners.model_store import import_open_clip
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
@@ -119,7 +119,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     log = home / "serve.log"
     with log.open("wb") as output:
         process = subprocess.Popen(
-            [str(BENTOML), "serve", "runners.encoder:TextImageEncoder", "--port", str(port)],
+            [str(BENTOML), "serve", "runners.encoder_service:TextImageEncoder", "--port", str(port)],
             cwd=REPO,
             env=env,
             stdout=output,

@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 from commands.model import app as model_app
 from domain.errors import Unsupported
-from runners.encoders import Encoder, load_encoder, resolve_device
+from runners.encoder_model import Encoder, load_encoder, resolve_device
 from runners.model_store import import_minilm, import_open_clip, list_encoders
 
 TINY_CONFIG = {
