@@ -46,7 +46,7 @@ from domain.api_models import (
     SearchRequest,
     SearchResponse,
 )
-from domain.errors import InvalidRequest, Unsupported, VitrineError
+from domain.errors import InvalidRequest, VitrineError
 from domain.filters import SearchFilters
 from domain.settings import get_settings
 from runners.encoder_service import TextImageEncoder
@@ -68,11 +68,13 @@ operator_app = FastAPI(title="vitrine operator endpoints", docs_url=None, redoc_
 @bentoml.asgi_app(operator_app, path="/")
 class Vitrine:
     encoder = bentoml.depends(TextImageEncoder)
-    index = bentoml.depends(VectorIndexService)
+    if not settings.index_in_process:  # else each API worker holds the index itself (adapters/local_index.py)
+        index = bentoml.depends(VectorIndexService)
 
     @bentoml.on_startup
     async def start(self) -> None:
-        self.components = Components(settings, encoder_runner=self.encoder, index_runner=self.index)
+        index_runner = None if settings.index_in_process else self.index
+        self.components = Components(settings, encoder_runner=self.encoder, index_runner=index_runner)
         await self.components.start()
 
     @bentoml.on_shutdown
@@ -129,12 +131,6 @@ class Vitrine:
             image.load()
         except (OSError, ValueError, PIL.Image.DecompressionBombError) as exc:
             raise InvalidRequest(f"the upload is not a readable image: {exc}", field="image") from exc
-        if not self.components.runners.encoder.get("has_image_tower", False):
-            raise Unsupported(
-                f"the loaded model ({self.components.runners.model_tag}) has no image tower; "
-                "import an open-clip model to search by image",
-                field="image",
-            )
         return await self.components.search.search_by_image(image, filters=filters, limit=limit, offset=offset)
 
     # --- personalization ----------------------------------------------------------------------------------
@@ -171,13 +167,13 @@ class Vitrine:
     @operator_app.get("/ready")
     async def ready(self) -> Response:
         """200 once the index and model are loaded and the database answers; 503 until then."""
-        state = await self.components.readiness()
+        state = await self.components.health.readiness()
         return JSONResponse(state, status_code=200 if state["ready"] else 503)
 
     @operator_app.get("/status")
     async def status(self) -> dict[str, Any]:
         """Each dependency's state, versions and latency; `degraded` when the cache is down."""
-        return await self.components.status()
+        return await self.components.health.status(cache_enabled=settings.api_enable_cache)
 
     @operator_app.get("/cache/stats")
     async def cache_stats(self) -> dict[str, Any]:

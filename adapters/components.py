@@ -11,7 +11,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -22,7 +21,10 @@ from adapters.db.engine import create_engine
 from adapters.db.interactions import SqlInteractionLog
 from adapters.db.keyword_search import SqlKeywordSearch
 from adapters.db.products import best_products, count_active_products, fetch_products, product_exists
-from adapters.metrics import FEEDBACK_EVENTS, INDEX_VERSION, observe_stage
+from adapters.health import Health, RunnerState
+from adapters.local_index import InProcessIndex
+from adapters.loop_lag import watch_loop_lag
+from adapters.metrics import FEEDBACK_EVENTS, observe_stage
 from adapters.observability import Observability
 from adapters.product_cache import CachedCatalog
 from adapters.runner_clients import EncoderClient, IndexClient
@@ -38,46 +40,31 @@ from domain.settings import Settings
 
 log = logging.getLogger("vitrine.components")
 
-# Once ready, the runners are asked rarely (each ask is a log line in every runner); /status asks on demand.
-RUNNER_POLL_S = 30.0
-
-
-@dataclass
-class RunnerState:
-    """What the API knows of its runners, refreshed in the background (used by cache keys, /ready, /status)."""
-
-    encoder: dict[str, Any] = field(default_factory=dict)
-    index: dict[str, Any] = field(default_factory=dict)
-    encoder_error: str | None = None
-    index_error: str | None = None
-
-    @property
-    def model_tag(self) -> str:
-        return str(self.encoder.get("model_tag", "unknown"))
-
-    @property
-    def ready(self) -> bool:
-        return bool(self.encoder) and bool(self.index.get("loaded"))
-
-
 class Components:
-    def __init__(self, settings: Settings, *, encoder_runner: Any, index_runner: Any) -> None:
+    def __init__(self, settings: Settings, *, encoder_runner: Any, index_runner: Any | None) -> None:
+        """`index_runner` None: the index lives in this worker (INDEX_IN_PROCESS)."""
         self.settings = settings
         self.engine: AsyncEngine = create_engine(settings)
         self.cache = Cache.connect(settings.redis_url, timeout_s=settings.redis_timeout_s)
-        self.runners = RunnerState()
-        model_tag = lambda: self.runners.model_tag  # noqa: E731 - read at call time: known once the encoder answers
-        self.encoder_runner = encoder_runner
-        self.index = IndexClient(index_runner)
+        self.runners = RunnerState()  # what the runners said of themselves (adapters/health.py)
+        self.index: IndexClient | InProcessIndex = (
+            IndexClient(index_runner)
+            if index_runner is not None
+            else InProcessIndex(settings.resolved_index_path, reload_interval_s=settings.index_reload_interval_s)
+        )
         self.product_vectors = CachedProductVectors(self.index, index_version=lambda: self.index.version)
         self.encoder = EncoderClient(
             encoder_runner,
             self.cache,
-            model_tag="unknown",
+            facts=self.runners,
             ttl=settings.cache_ttl_query_embedding,
             observe=observe_stage,
             cache_enabled=settings.api_enable_cache,
         )
+        self.health = Health(
+            self.runners, encoder=self.encoder, index=self.index, cache=self.cache, database_check=self.database_check
+        )
+        model_tag = self.runners.model_tag  # read per request: known once a runner has said it
         self.keyword_search = SqlKeywordSearch(self.engine)
         self.catalog = CachedCatalog(
             self.fetch_products,
@@ -139,7 +126,11 @@ class Components:
         self._background: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        self._tasks.append(asyncio.create_task(self._poll_runners(), name="vitrine-poll-runners"))
+        if isinstance(self.index, InProcessIndex):
+            await asyncio.to_thread(self.index.live.reload)  # memory-mapped: ~1 s at 1M products
+            self.index.live.start_watching()
+        self.health.start()
+        self._tasks.append(asyncio.create_task(watch_loop_lag(), name="vitrine-loop-lag"))
         self._tasks.append(asyncio.create_task(self._warm_when_ready(), name="vitrine-cache-warming"))
 
     async def _warm_when_ready(self) -> None:
@@ -155,6 +146,9 @@ class Components:
 
     async def close(self) -> None:
         await self.profiles.drain()
+        await self.health.close()
+        if isinstance(self.index, InProcessIndex):
+            await self.index.close()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -197,70 +191,3 @@ class Components:
             "latency_ms": round((time.perf_counter() - started) * 1000, 2),
             "catalog_size": products,
         }
-
-    async def cache_check(self) -> dict[str, Any]:
-        try:
-            async with asyncio.timeout(1.0):
-                latency = await self.cache.ping()
-        except Exception as exc:
-            return {"state": "down", "backend": self.cache.backend, "error": f"{type(exc).__name__}: {exc}"}
-        return {"state": "up", "backend": self.cache.backend, "latency_ms": latency}
-
-    async def readiness(self) -> dict[str, Any]:
-        database = await self.database_check()
-        checks = {
-            "model_loaded": bool(self.runners.encoder),
-            "index_loaded": bool(self.runners.index.get("loaded")),
-            "database": database["state"] == "up",
-        }
-        return {"ready": all(checks.values()), "checks": checks}
-
-    async def status(self) -> dict[str, Any]:
-        await self.refresh_runners()
-        database, cache = await asyncio.gather(self.database_check(), self.cache_check())
-        encoder = {"state": "up" if self.runners.encoder else "down", **self.runners.encoder}
-        if self.runners.encoder_error:
-            encoder["error"] = self.runners.encoder_error
-        index = {"state": "up" if self.runners.index.get("loaded") else "down", **self.runners.index}
-        if self.runners.index_error:
-            index["error"] = self.runners.index_error
-        essential_down = any(part["state"] != "up" for part in (database, encoder, index))
-        overall = "unhealthy" if essential_down else ("degraded" if cache["state"] != "up" else "ok")
-        return {
-            "status": overall,
-            "database": database,
-            "cache": cache,
-            "encoder": encoder,
-            "index": index,
-            "model_version": self.runners.model_tag,
-            "index_version": self.index.version,
-            "cache_enabled": self.settings.api_enable_cache,
-        }
-
-    # --- runner state -------------------------------------------------------------------------------------
-    async def refresh_runners(self) -> None:
-        try:
-            self.runners.encoder = await self.encoder_runner.to_async.info()
-            self.runners.encoder_error = None
-            self.encoder.model_tag = self.runners.model_tag
-        except Exception as exc:
-            self.runners.encoder_error = f"{type(exc).__name__}: {exc}"
-        try:
-            previous = self.runners.index.get("version")
-            self.runners.index = await self.index.info()
-            self.runners.index_error = None
-            if self.runners.index.get("version") != previous:
-                INDEX_VERSION.labels(
-                    version=str(self.runners.index.get("version")), model=str(self.runners.index.get("model_tag"))
-                ).set(1)
-        except DependencyDown as exc:
-            self.runners.index_error = exc.message
-
-    async def _poll_runners(self) -> None:
-        # Fast at first (the runners load their model and index while the API starts), then every few seconds.
-        delay = 0.5
-        while True:
-            await self.refresh_runners()
-            if self.runners.ready:
-                delay = RUNNER_POLL_S
-            await asyncio.sleep(delay)

@@ -9,17 +9,27 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from bentoml.exceptions import InvalidArgument
 
 from adapters.cache import Cache
 from domain import cache_keys
-from domain.errors import DependencyDown, InvalidRequest, VitrineError
+from domain.errors import DependencyDown, InvalidRequest, Unsupported, VitrineError
 from domain.filters import SearchFilters
 from domain.ports import IndexHits, Vector
 from runners.index_service_api import IndexQuery
+
+
+class EncoderFacts(Protocol):
+    """What the encoder said of itself (adapters/health.py RunnerState)."""
+
+    @property
+    def encoder_model_tag(self) -> str | None: ...
+
+    @property
+    def has_image_tower(self) -> bool: ...
 
 
 class EncoderClient:
@@ -28,7 +38,7 @@ class EncoderClient:
         runner: Any,
         cache: Cache,
         *,
-        model_tag: str,
+        facts: EncoderFacts,
         ttl: int,
         observe: Callable[[str, float], None],
         cache_enabled: bool = True,
@@ -36,13 +46,18 @@ class EncoderClient:
         self._runner = runner
         self._cache = cache
         self._cache_enabled = cache_enabled
-        self.model_tag = model_tag
+        self._facts = facts
         self._ttl = ttl
         self._observe = observe
 
+    async def info(self) -> dict[str, Any]:
+        facts: dict[str, Any] = await self._runner.to_async.info()
+        return facts
+
     async def encode_text(self, text: str) -> Vector:
-        key = cache_keys.query_embedding(model=self.model_tag, query=text)
-        if self._cache_enabled:
+        model = self._facts.encoder_model_tag  # None until the encoder has said which model it runs: no key before that
+        key = cache_keys.query_embedding(model=model, query=text) if model else None
+        if key is not None and self._cache_enabled:
             cached = await self._cache.get_bytes(key, kind="query_embedding")
             if cached is not None:
                 return np.frombuffer(cached, dtype=np.float32)
@@ -55,11 +70,17 @@ class EncoderClient:
             raise DependencyDown("encoder", f"{type(exc).__name__}: {exc}") from exc
         self._observe("encode", time.perf_counter() - started)
         vector = np.asarray(vectors, dtype=np.float32)[0]
-        if self._cache_enabled:
+        if key is not None and self._cache_enabled:
             await self._cache.set_bytes(key, vector.tobytes(), ttl=self._ttl)
         return vector
 
     async def encode_image(self, image: Any) -> Vector:
+        if not self._facts.has_image_tower:  # known from the encoder's info(): no hop for a certain refusal
+            tag = self._facts.encoder_model_tag or "unknown"
+            raise Unsupported(
+                f"the loaded model ({tag}) has no image tower; import an open-clip model to search by image",
+                field="image",
+            )
         try:
             vectors = await self._runner.to_async.encode_image([image])
         except VitrineError:
@@ -107,4 +128,4 @@ class IndexClient:
             raise DependencyDown("index", f"{type(exc).__name__}: {exc}") from exc
         if info.get("version"):
             self.version = str(info["version"])
-        return info
+        return {**info, "in_process": False}

@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     # Exact (flat) search below this many products, HNSW above it.
     index_exact_threshold: int = Field(50_000, ge=1)
     index_reload_interval_s: float = Field(5.0, gt=0)
+    # True: each API worker holds the index itself (memory-mapped, shared pages; no hop per search). False: the
+    # index is a BentoML service of its own, deployed and scaled on its own (Kubernetes). README: which when.
+    index_in_process: bool = True
 
     # --- adaptive batching --------------------------------------------------------------------------------
     # BentoML's max_latency_ms is also a shedding deadline: a request that would wait longer is answered 503.
@@ -67,8 +70,9 @@ class Settings(BaseSettings):
     index_max_batch_size: int = Field(64, ge=1, le=4096)
     index_max_latency_ms: int = Field(500, ge=1)
     encoder_workers: int = Field(1, ge=1, le=16)
-    # BentoML #3630/#3664 (runners/batching.py): measure a batch's wait from when the model was free.
-    batching_wait_from_free: bool = True
+    # runners/batching.py: "vitrine" holds a batch only when the arrival rate says it will fill, and never after
+    # a burst (BentoML #3630/#3664); "stock" leaves BentoML's dispatcher as it is (for A/B runs).
+    batching_policy: Literal["vitrine", "stock"] = "vitrine"
     runner_access_log: bool = False  # BentoML's access log in the encoder and index services
 
     # --- monitoring ---------------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from prometheus_client import Histogram
 
 from domain.errors import Unsupported
 from domain.settings import get_settings
-from runners import batching
+from runners import batching, serving
 
 if TYPE_CHECKING:
     from runners.encoder_model import Encoder
@@ -46,7 +46,7 @@ BATCH_SIZE = Histogram(
 
 # Read at import: the decorators below fix workers, resources and batching when the class is defined.
 settings = get_settings()
-batching.apply(settings.batching_wait_from_free)  # BentoML #3630/#3664: see runners/batching.py
+batching.apply(settings.batching_policy == "vitrine")  # see runners/batching.py
 
 
 def _resources(device: str) -> dict[str, Any]:
@@ -60,9 +60,7 @@ def _resources(device: str) -> dict[str, Any]:
     workers=settings.encoder_workers,
     resources=_resources(settings.encoder_device),
     traffic={"timeout": 30},
-    # Read by the *caller's* client for this service: BentoML's default recycles the connection every 100
-    # requests, which under load turns into bursts of 500s.
-    runner_connection={"max_requests": 1_000_000_000, "max_age": 86400.0},
+    runner_connection=serving.RUNNER_CONNECTION,
     logging={"access": {"enabled": settings.runner_access_log}},  # a line per internal call; the API logs requests
 )
 class TextImageEncoder:
@@ -106,5 +104,8 @@ class TextImageEncoder:
             "dim": self.encoder.dim,
             "has_image_tower": self.encoder.has_image_tower,
             "device": self.encoder.device,
-            "batching_wait_from_free": batching.is_applied(),  # runners/batching.py is in force
+            "batching_policy": "vitrine" if batching.is_applied() else "stock",  # runners/batching.py
         }
+
+
+serving.fix_output_media_types(TextImageEncoder)

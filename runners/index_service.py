@@ -12,11 +12,9 @@ most INDEX_MAX_LATENCY_MS; past that deadline its dispatcher answers 503 rather 
 the deadline to a batch of filtered queries on the hardware (a few ms each at 1M products). The unfiltered
 queries of a batch go to faiss in one call; each filtered one is planned on its own (runners/vector_index.py).
 
-Hot swap: every INDEX_RELOAD_INTERVAL_S a background task reads root/CURRENT; when it names another version
-(newer, or an older one after a rollback), that version is loaded in a worker thread and then one attribute
-is rebound. A search reads that attribute once per batch, so batches in flight finish on the index they
-started with, and the old one is freed when the last of them returns. A version that fails to load is
-logged, reported by `info()["error"]`, and left alone; the service keeps answering from the loaded one.
+Hot swap: the service holds a `LiveIndex` (runners/live_index.py), which reloads the version root/CURRENT
+names in the background; a search reads it once per batch, so batches in flight finish on the index they
+started with. With INDEX_IN_PROCESS the API workers hold a `LiveIndex` of their own instead of this service.
 
 Until any version exists the service starts anyway: /readyz answers 503, `info()` says `loaded: false`
 and why, and `search`/`vectors` answer 503.
@@ -24,27 +22,24 @@ and why, and `search`/`vectors` answer 503.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import bentoml
 import numpy as np
 from bentoml.exceptions import InvalidArgument, ServiceUnavailable
-from prometheus_client import Counter, Histogram
+from prometheus_client import Histogram
 
 from domain.settings import get_settings
-from runners import batching
+from runners import batching, serving
 from runners.index_service_api import IndexQuery, IndexResult
+from runners.live_index import LiveIndex
 
 if TYPE_CHECKING:
     from runners.vector_index import VectorIndex
 
-logger = logging.getLogger(__name__)
 settings = get_settings()  # batching limits are decorator arguments, so they are read at import time
-batching.apply(settings.batching_wait_from_free)  # BentoML #3630/#3664: see runners/batching.py
+batching.apply(settings.batching_policy == "vitrine")  # see runners/batching.py
 MAX_VECTOR_IDS = 10_000
 
 BATCH_SIZE = Histogram(
@@ -55,94 +50,35 @@ BATCH_SECONDS = Histogram(
     "Time to answer one search batch.",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
 )
-RELOADS = Counter("vitrine_index_reloads", "Index versions loaded by the watcher, by outcome.", ["outcome"])
 
 
 @bentoml.service(
     workers=1,  # one process holds the index in memory; faiss and numpy use the cores within it
     traffic={"timeout": 30},
-    runner_connection={"max_requests": 1_000_000_000, "max_age": 86400.0},
+    runner_connection=serving.RUNNER_CONNECTION,
     logging={"access": {"enabled": settings.runner_access_log}},  # a line per internal call; the API logs requests
 )
 class VectorIndexService:
     def __init__(self) -> None:
         current = get_settings()
-        self.root: Path = current.resolved_index_path
-        self.reload_interval_s = current.index_reload_interval_s
-        self.index: VectorIndex | None = None
-        self.error: str | None = None
-        self._failed_version: str | None = None
-        self._watcher: asyncio.Task[None] | None = None
-        self.reload()
-
-    # --- lifecycle ---
-    def reload(self) -> bool:
-        """Load the version CURRENT names if it is not the one loaded; True when a new one was swapped in."""
-        from runners.vector_index import VectorIndex, current_version
-
-        version = current_version(self.root)
-        if version is None:
-            if self.index is None:
-                self.error = f"no index under {self.root} yet: run `vitrine index build`"
-            return False
-        if self.index is not None and version == self.index.version:
-            return False
-        if version == self._failed_version:
-            return False  # already reported; retried when CURRENT changes
-        started = time.perf_counter()
-        try:
-            loaded = VectorIndex.load(self.root / version)
-            loaded.warm()
-        except Exception as exc:
-            self._failed_version = version
-            self.error = f"index version {version} failed to load: {type(exc).__name__}: {exc}"
-            logger.exception("index version %s failed to load; keeping %s", version, self._loaded_version())
-            RELOADS.labels(outcome="failed").inc()
-            return False
-        previous = self._loaded_version()
-        self.index = loaded  # the swap: one reference; batches in flight keep the object they read
-        self.error = None
-        self._failed_version = None
-        RELOADS.labels(outcome="loaded").inc()
-        logger.info(
-            "index version %s loaded in %.2fs (%d products, %s, model %s); was %s",
-            version,
-            time.perf_counter() - started,
-            loaded.size,
-            loaded.kind,
-            loaded.model_tag,
-            previous,
-        )
-        return True
+        self.live = LiveIndex(current.resolved_index_path, reload_interval_s=current.index_reload_interval_s)
+        self.live.reload()
 
     @bentoml.on_startup
     async def start_watcher(self) -> None:
-        self._watcher = asyncio.create_task(self._watch(), name="index-watcher")
+        self.live.start_watching()
 
     @bentoml.on_shutdown
     async def stop_watcher(self) -> None:
-        if self._watcher is not None:
-            self._watcher.cancel()
-            await asyncio.gather(self._watcher, return_exceptions=True)
-
-    async def _watch(self) -> None:
-        while True:
-            await asyncio.sleep(self.reload_interval_s)
-            try:
-                await asyncio.to_thread(self.reload)  # loading reads files: keep it off the event loop
-            except Exception:  # the watcher must outlive any one bad version
-                logger.exception("index watcher: reload failed")
+        await self.live.stop_watching()
 
     def __is_ready__(self) -> bool:
-        return self.index is not None
-
-    def _loaded_version(self) -> str | None:
-        return self.index.version if self.index is not None else None
+        return self.live.current is not None
 
     def _require_index(self) -> VectorIndex:
-        index = self.index
+        index = self.live.current
         if index is None:
-            raise ServiceUnavailable(self.error or "no index loaded")
+            raise ServiceUnavailable(self.live.error or "no index loaded")
         return index
 
     # --- APIs ---
@@ -185,19 +121,7 @@ class VectorIndexService:
 
     @bentoml.api
     async def info(self) -> dict[str, Any]:
-        index = self.index
-        facts: dict[str, Any] = {"loaded": index is not None, "path": str(self.root), "error": self.error}
-        if index is None:
-            return {**facts, "version": None, "model_tag": None, "size": 0, "dim": None, "kind": None}
-        return {
-            **facts,
-            "version": index.version,
-            "model_tag": index.model_tag,
-            "size": index.size,
-            "dim": index.dim,
-            "kind": index.kind,
-            "created_at": index.manifest.created_at,
-        }
+        return self.live.info()
 
 
 def _query_problem(query: IndexQuery, dim: int) -> str | None:
@@ -207,3 +131,6 @@ def _query_problem(query: IndexQuery, dim: int) -> str | None:
     if not np.isfinite(norm) or norm == 0.0:
         return "vector must be finite and non-zero"
     return None
+
+
+serving.fix_output_media_types(VectorIndexService)

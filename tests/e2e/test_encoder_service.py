@@ -173,7 +173,7 @@ def test_info_describes_the_served_model(served: Served) -> None:
         "dim": 32,
         "has_image_tower": True,
         "device": "cpu",
-        "batching_wait_from_free": True,
+        "batching_policy": "vitrine",
     }
 
 

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import FASHION_FEED, embedded_env, embedded_stack, run_cli
-from tests.e2e.test_encoder_runner import TINY_CONFIG
+from tests.e2e.test_encoder_service import TINY_CONFIG
 
 pytestmark = pytest.mark.e2e
 
@@ -31,7 +31,9 @@ def clip_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Clien
     config.write_text(json.dumps(TINY_CONFIG))
     torch.manual_seed(0)
     torch.save(open_clip.CLIP(**TINY_CONFIG).state_dict(), checkpoint)
-    env = embedded_env(home)
+    # The index as a service of its own (INDEX_IN_PROCESS=false), so that topology is served end to end too;
+    # the session stack (tests/e2e/conftest.py) runs the default, the index inside each API worker.
+    env = {**embedded_env(home), "INDEX_IN_PROCESS": "false"}
     run_cli("db", "upgrade", env=env)
     run_cli("catalog", "import", str(FASHION_FEED), env=env)
     run_cli(
@@ -49,6 +51,7 @@ def photo(product_id: int) -> bytes:
 def test_the_upload_goes_through_the_image_tower(clip_stack):
     status = clip_stack.get("/status").json()
     assert status["encoder"]["has_image_tower"] is True
+    assert status["index"]["in_process"] is False and status["index"]["state"] == "up"
 
     def top(product_id: int) -> list[int]:
         upload = {"image": (f"{product_id}.jpg", photo(product_id), "image/jpeg")}

@@ -37,6 +37,7 @@ def test_status_reports_every_dependency(stack):
     assert status["cache"]["state"] == "up" and status["cache"]["backend"] == "redis"
     assert status["encoder"]["state"] == "up" and status["encoder"]["family"] == "minilm"
     assert status["index"]["state"] == "up" and status["index"]["size"] == 1099
+    assert status["index"]["in_process"] is True  # the default topology (the image-search stack runs the other)
     assert status["index_version"] and status["model_version"].startswith("vitrine-encoder:")
 
 
@@ -122,6 +123,8 @@ def test_performance_percentiles_cover_both_workers_and_agree_with_the_client(st
     assert server["max_ms"] <= max(timings)
     assert report["cached_vs_uncached"]["search.cached"]["count"] == 40
     assert {"encode_query", "index_search", "enrich"} <= set(report["operations"])
+    lag = report["operations"]["event_loop_lag"]  # sampled every 0.1 s by each worker
+    assert lag["count"] >= 5 and 0 <= lag["p50_ms"] <= lag["max_ms"]
     assert report["health"] in {"excellent", "good", "acceptable", "slow", "critical"}
     assert isinstance(report["recommendations"], list)
 
@@ -140,7 +143,8 @@ def test_metrics_expose_stages_cache_feedback_and_index_version(stack):
     stack.post("/api/v1/search", {"query": f"metrics {uuid.uuid4().hex[:6]}", "limit": 3})
     text = stack.metrics()
     for name in ("vitrine_stage_seconds_bucket", "vitrine_cache_lookups_total", "vitrine_index_version_info",
-                 "bentoml_service_adaptive_batch_size", "vitrine_endpoint_requests_total"):  # fmt: skip
+                 "bentoml_service_adaptive_batch_size", "vitrine_endpoint_requests_total",
+                 "vitrine_event_loop_lag_seconds"):  # fmt: skip
         assert name in text, name
 
 
