@@ -7,11 +7,20 @@ modes, so there is one code path to test.
 Redis must never take a request down with it. Every operation has a short timeout; the first failure opens a
 breaker for `RETRY_AFTER_S`, during which the cache is skipped (a miss, a no-op write) without waiting on the
 network; after that the next operation tries again, so the cache comes back by itself once Redis does.
+
+The timeout measures Redis, not the worker's event loop. When a wave of requests arrives at once the loop runs
+their work back to back, and a reply that came back in a millisecond can sit unread in the socket for longer
+than the timeout; a plain `asyncio.timeout` (or redis-py's socket timeout) then cancels an operation that had
+already succeeded, and the breaker skips the cache for a second, adding uncached work to the pile. So the
+deadline is checked with `asyncio.wait`, which looks at the operation once more after the loop gets back to
+it, and a deadline the loop itself overran is extended by the overrun (up to `MAX_WAIT_S` in all, so a Redis
+that is really gone still costs at most that).
 Hits, misses and round-trip times are recorded per kind in the shared Prometheus metrics.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -27,11 +36,32 @@ log = logging.getLogger("vitrine.cache")
 T = TypeVar("T")
 
 RETRY_AFTER_S = 1.0
+MAX_WAIT_S = 2.0  # a cache operation never holds a request longer, however late the loop runs
+LATE_S = 0.005  # the loop woke the deadline this much late or more: it was busy, not Redis slow
+
+
+async def within(timeout_s: float, call: Callable[[], Awaitable[T]]) -> T:
+    """`await call()`, or TimeoutError once it has had `timeout_s` of the event loop's attention."""
+    loop = asyncio.get_running_loop()
+    operation = asyncio.ensure_future(call())
+    started = loop.time()
+    deadline = started + timeout_s
+    while True:
+        done, _ = await asyncio.wait((operation,), timeout=max(0.0, deadline - loop.time()))
+        if done:
+            return operation.result()
+        now = loop.time()
+        overrun = now - deadline
+        if overrun < LATE_S or now - started >= MAX_WAIT_S:
+            operation.cancel()
+            raise TimeoutError(f"no answer within {timeout_s:g}s")
+        deadline = min(now + overrun, started + MAX_WAIT_S)
 
 
 class Cache:
-    def __init__(self, client: Redis, *, backend: str, enabled: bool = True) -> None:
+    def __init__(self, client: Redis, *, backend: str, timeout_s: float = 0.25, enabled: bool = True) -> None:
         self.client = client
+        self.timeout_s = timeout_s
         self.backend = backend  # "redis" or "in-process"
         self.enabled = enabled
         self._down_until = 0.0
@@ -42,15 +72,15 @@ class Cache:
         if redis_url is None:
             import fakeredis
 
-            return cls(fakeredis.FakeAsyncRedis(), backend="in-process", enabled=enabled)
+            return cls(fakeredis.FakeAsyncRedis(), backend="in-process", timeout_s=timeout_s, enabled=enabled)
         client = Redis.from_url(
             redis_url,
-            socket_timeout=timeout_s,
+            socket_timeout=MAX_WAIT_S,  # a backstop only: `within` bounds each operation (see above)
             socket_connect_timeout=timeout_s,
             retry_on_timeout=False,
             health_check_interval=0,
         )
-        return cls(client, backend="redis", enabled=enabled)
+        return cls(client, backend="redis", timeout_s=timeout_s, enabled=enabled)
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -66,7 +96,7 @@ class Cache:
             return default
         started = time.perf_counter()
         try:
-            result = await call()
+            result = await within(self.timeout_s, call)
         except (RedisError, OSError, TimeoutError) as exc:
             self._down_until = time.monotonic() + RETRY_AFTER_S
             self.last_error = f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,59 @@
+"""A cache timeout measures Redis, not the worker's event loop (adapters/cache.py `within`).
+
+A wave of requests keeps the loop busy with their CPU work; a Redis reply that arrived in a millisecond then
+waits in the socket. Here the loop is blocked on purpose (a callback that sleeps) past the timeout while a
+real Redis answers: the operation must succeed and the breaker stay closed. A Redis that does not answer
+(a server paused with CLIENT PAUSE) must still time out, in about the timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+import redis
+
+from adapters.cache import Cache, within
+
+pytestmark = pytest.mark.integration
+
+
+def block_the_loop(seconds: float) -> None:
+    asyncio.get_running_loop().call_soon(time.sleep, seconds)  # as a burst's CPU work would
+
+
+async def test_a_reply_read_late_because_the_loop_was_busy_is_not_a_timeout(redis_url):
+    cache = Cache.connect(redis_url, timeout_s=0.05)
+    try:
+        await cache.set_json("vitrine:test:late", {"ok": True}, ttl=30, kind="search")
+        block_the_loop(0.3)  # six times the timeout
+        assert await cache.get_json("vitrine:test:late", kind="search") == {"ok": True}
+        assert cache.available and cache.last_error is None
+    finally:
+        await cache.close()
+
+
+async def test_a_redis_that_does_not_answer_still_times_out(redis_url):
+    admin = redis.Redis.from_url(redis_url)
+    cache = Cache.connect(redis_url, timeout_s=0.1)
+    try:
+        await cache.ping()  # connected before the pause
+        admin.execute_command("CLIENT", "PAUSE", "1500", "ALL")
+        started = time.perf_counter()
+        assert await cache.get_json("vitrine:test:paused", kind="search") is None
+        waited = time.perf_counter() - started
+        assert 0.09 <= waited < 0.5, waited
+        assert not cache.available and "TimeoutError" in (cache.last_error or "")
+    finally:
+        admin.execute_command("CLIENT", "UNPAUSE")
+        admin.close()
+        await cache.close()
+
+
+async def test_within_gives_up_after_the_cap_however_late_the_loop():
+    never = asyncio.Event()
+    started = time.perf_counter()
+    with pytest.raises(TimeoutError):
+        await within(0.05, never.wait)
+    assert time.perf_counter() - started < 0.2
