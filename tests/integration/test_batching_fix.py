@@ -1,10 +1,11 @@
-"""runners/batching.py against BentoML's own CorkDispatcher: latency after an overload returns to where it was.
+"""runners/batching.py against BentoML's own CorkDispatcher: latency after an overload returns to where it was,
+and a free model waits for company only when the arrival rate says it will come.
 
-Each case runs in a fresh interpreter (the fix patches BentoML for the whole process): a trickle of requests
-to a batch function that takes ~30 ms, an overload that queues requests behind running batches, the trickle
-again. Stock BentoML 1.4.40 holds the later trickle's batches back (issues #3630/#3664); with the fix it does
-not. The stock case is kept as a canary: when a BentoML upgrade fixes this, it fails, and runners/batching.py
-can go.
+Each case runs in a fresh interpreter (the policy patches BentoML for the whole process) with a batch function
+that takes ~30 ms plus 2 ms an item: a trickle of requests one at a time, an overload that queues requests
+behind running batches, the trickle again, then 40 requests/s arriving on their own for 3 s. Stock BentoML
+1.4.40 holds the later trickle's batches back (issues #3630/#3664); vitrine's policy does not. The stock case
+is kept as a canary: when a BentoML upgrade fixes this, it fails.
 """
 
 from __future__ import annotations
@@ -42,6 +43,15 @@ def test_with_the_fix_latency_after_an_overload_is_what_it_was_before() -> None:
 
 
 @pytest.mark.timeout(150)
+def test_at_a_steady_rate_requests_share_batches_within_the_hold_budget() -> None:
+    fixed = measure(fixed=True)
+    # 40 req/s against a 30 ms fixed cost: the hold budget (2 x 30 ms) expects company, so batches carry two or
+    # more; no request is held past the budget (60 ms) before its ~36 ms batch.
+    assert fixed["steady_mean_batch"] >= 2.0, fixed
+    assert fixed["steady_p95_ms"] < 60 + 36 + 20, fixed
+
+
+@pytest.mark.timeout(150)
 def test_stock_bentoml_still_holds_batches_back_after_an_overload() -> None:
     stock = measure(fixed=False)
     assert not stock["patched"]
@@ -52,8 +62,10 @@ async def _trickle_overload_trickle(patched: bool) -> dict[str, float]:
     from bentoml._internal.marshal.dispatcher import CorkDispatcher
 
     dispatcher: CorkDispatcher[int, int] = CorkDispatcher(1000, 32, fallback=lambda: -1, get_batch_size=lambda _: 1)
+    batches: list[int] = []
 
     async def model(batch: tuple[int, ...]) -> list[int]:
+        batches.append(len(batch))
         await asyncio.sleep(0.030 + 0.002 * len(batch))  # a batch costs ~30 ms, plus a little per item
         return list(batch)
 
@@ -75,7 +87,22 @@ async def _trickle_overload_trickle(patched: bool) -> dict[str, float]:
         await asyncio.sleep(0.005)
     await asyncio.gather(*overload)
     after = await trickle(30, 0.05)
+
+    async def timed(i: int) -> float:
+        started = time.perf_counter()
+        await call(i)
+        return time.perf_counter() - started
+
+    first_steady_batch = len(batches)
+    steady = []
+    for i in range(120):  # 40 req/s, each on its own (open loop)
+        steady.append(asyncio.create_task(timed(i)))
+        await asyncio.sleep(0.025)
+    steady_latencies = sorted(await asyncio.gather(*steady))
+    steady_batches = batches[first_steady_batch:]
     return {
+        "steady_mean_batch": statistics.mean(steady_batches),
+        "steady_p95_ms": steady_latencies[int(0.95 * len(steady_latencies))] * 1000,
         "patched": patched,
         "before_p50_ms": statistics.median(before) * 1000,
         "after_p50_ms": statistics.median(after) * 1000,
