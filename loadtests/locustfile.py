@@ -18,6 +18,10 @@ and the offered rate holds while latency stays well under the interval. (locust'
 would not do: once a slow spell makes every user finish together, they all start together from then on,
 and the load arrives in waves every 2 s; measured here, that alone took p50 at 10 req/s from ~70 to 500 ms.)
 
+Arrivals (`--arrivals bunched`): every user starts a task at the same tick of a shared clock, every
+1 / `--per-user-rate` s, so the whole rate arrives as one wave (with `--per-user-rate 1`: 50 requests within
+milliseconds, every second, at 50 req/s): the burst test of loadtests/README.md.
+
 Shapes (`--shape`): steady (a warm-up, then `--rate` for `--duration` s), ramp (`--rates` one after another,
 `--step-s` each; with `--stop-p95-ms` it stops after the first step whose p95 exceeds that), spike (`--rate`,
 then `--spike-rate` for `--spike-s`, then `--rate` again for `--after-s`).
@@ -84,6 +88,8 @@ def _options(parser: Any) -> None:
     group.add_argument("--spike-s", type=float, default=10.0)
     group.add_argument("--after-s", type=float, default=60.0)
     group.add_argument("--per-user-rate", type=float, default=0.5, help="tasks/s of one simulated user")
+    group.add_argument("--arrivals", choices=("poisson", "bunched"), default="poisson",
+                       help="poisson: open loop; bunched: every user at once, every 1/--per-user-rate s")  # fmt: skip
     group.add_argument("--search-mode", default="", help="vector|hybrid|keyword; empty: the server's default")
     group.add_argument("--api-key", default="", help="sent as X-API-Key")
     group.add_argument("--request-log", default="", help="CSV file: one row per request")
@@ -193,8 +199,11 @@ class _Shopper(FastHttpUser):
 
     def wait_time(self) -> float:
         """Poisson arrivals: the next start an exponential interval after the previous start (a user that fell
-        behind catches up by at most one interval, rather than in a burst)."""
+        behind catches up by at most one interval, rather than in a burst). Bunched arrivals: every user starts
+        at the next tick of one shared clock (see `_next_tick`)."""
         now = time.monotonic()
+        if self.bunched:
+            return _next_tick(now, self.per_user_rate) - now
         mean = 1.0 / self.per_user_rate
         self.next_start = max(self.next_start, now - mean) + self.rng.expovariate(1.0 / mean)
         return max(0.0, self.next_start - now)
@@ -207,8 +216,11 @@ class _Shopper(FastHttpUser):
         self.auth = {"X-API-Key": options.api_key} if options.api_key else {}
         self.user_id = USERS.draw(self.rng)
         self.seen: list[int] = []
+        self.bunched = options.arrivals == "bunched"
         # The first start, too, an exponential interval away: a step up in users is not a burst.
         self.next_start = time.monotonic() + self.rng.expovariate(self.per_user_rate)
+        if self.bunched:
+            self.next_start = _next_tick(time.monotonic(), self.per_user_rate)
         gevent.sleep(self.next_start - time.monotonic())
 
     def search(self, query: str, *, filters: dict[str, Any] | None = None, limit: int = 20, offset: int = 0) -> None:
@@ -315,6 +327,14 @@ class SearchUser(_Shopper):
 
 
 # --- load shapes ----------------------------------------------------------------------------------------------
+
+
+def _next_tick(now: float, per_user_rate: float) -> float:
+    """The next multiple of the user's interval on the shared monotonic clock: all users fire together, within
+    milliseconds, every interval. That is what locust's constant_throughput(1) users of a storefront do once a
+    slow spell has lined them up (the issue's burst test), made certain rather than left to chance."""
+    period = 1.0 / per_user_rate
+    return (math.floor(now / period) + 1) * period
 
 
 class RateShape(LoadTestShape):

@@ -308,6 +308,7 @@ class Report:
             s = stats(requests, seconds)
             row.append(f"{s.errors} of {s.count} {'✅' if s.errors == 0 else '❌'}")
         rows.append(row)
+        rows += self._bunched_rows()
         ratio_row = ["saturation throughput (uncached search, p95 < 150 ms): vitrine / baseline", ">= 2x"]
         limit_row = ["vitrine saturation throughput / in-process limit", ">= 50%"]
         for model in self.models:
@@ -356,7 +357,7 @@ class Report:
             else:
                 peak_row.append("–")
         rows += [ratio_row, cross_row, limit_row, peak_row]
-        fix_row = ["BentoML's stock dispatcher (BATCHING_WAIT_FROM_FREE=false): vitrine / baseline, / limit", "(A/B)"]
+        fix_row = ["BentoML's stock dispatcher (BATCHING_POLICY=stock): vitrine / baseline, / limit", "(A/B)"]
         for model in self.models:
             ramps = self.ramps(model)
             stock, baseline = saturation(ramps.get("vitrine-stock-nocache", [])), saturation(ramps.get("baseline", []))
@@ -494,14 +495,74 @@ class Report:
         )
         self.lines += ["![latency against offered load](plots/latency_vs_load.png)", ""]
 
-    def mix_section(self) -> None:
-        csv_rows = []
-        for model, suffix in ((m, x) for m in self.models for x in ("", "-hybrid")):
+    def _bunched_rows(self) -> list[list[str]]:
+        """The burst rule: with arrivals bunched into one wave a second, each p95 within
+        max(3 x its open-loop p95, open-loop p95 + 75 ms), ~the mix rate answered, no errors."""
+        rows: list[list[str]] = []
+        if not any(self.mix(model, "-bunched") for model in self.models):
+            return rows
+        for what, names, _ in MIX_TARGETS:
+            row = [f"{what} p95, arrivals bunched (one wave a second)", "<= max(3 x, + 75 ms) open loop"]
+            for model in self.models:
+                bunched, steady = self.mix(model, "-bunched"), self.mix(model)
+                if bunched is None or steady is None:
+                    row.append("–")
+                    continue
+                b, o = stats(bunched[1].named(names), bunched[2]), stats(steady[1].named(names), steady[2])
+                if b.p95 is None or o.p95 is None:
+                    row.append("–")
+                    continue
+                bound = max(3 * o.p95, o.p95 + 75)
+                row.append(f"{ms(b.p95)} ms <= {ms(bound)} {'✅' if b.p95 <= bound else '❌'} (n={b.count})")
+            rows.append(row)
+        row = ["arrivals bunched: answered rate, errors", "~mix rate, none"]
+        for model in self.models:
+            bunched = self.mix(model, "-bunched")
+            if bunched is None:
+                row.append("–")
+                continue
+            s = stats(bunched[1], bunched[2])
+            row.append(f"{s.throughput:.1f} req/s, {s.errors} of {s.count} {'✅' if s.errors == 0 else '❌'}")
+        rows.append(row)
+        return rows
+
+    def cpu_section(self) -> None:
+        """CPU milliseconds per answered request, per kind of process, in each mix phase (processes.csv)."""
+        path = self.out / "processes.csv"
+        if not path.exists():
+            return
+        rows: list[list[Any]] = []
+        for model, suffix in ((m, x) for m in self.models for x in ("", "-hybrid", "-bunched")):
             found = self.mix(model, suffix)
             if found is None:
                 continue
             phase, requests, seconds = found
-            mode = "the server's default search mode (hybrid)" if suffix else "vector search"
+            answered = stats(requests, seconds).throughput
+            for role, cores in cpu_by_role(path, phase["name"], phase.get("system", "")).items():
+                if answered > 0 and cores > 0.005:
+                    rows.append([f"{model}{suffix}", role, f"{100 * cores:.0f}", f"{1000 * cores / answered:.2f}"])
+        if not rows:
+            return
+        self.lines += [
+            "## CPU per request in the mix",
+            "",
+            "CPU time of each kind of process (all its workers or backends together) per answered request, over "
+            "the steady part of each mix phase: mean cores used x 1000 / answered requests per second. Sampled "
+            "once a second with psutil; `locust` is the load generator on the same box.",
+            "",
+            table(["phase", "process", "mean CPU %", "CPU ms / request"], rows),
+            "",
+        ]
+
+    def mix_section(self) -> None:
+        csv_rows = []
+        for model, suffix in ((m, x) for m in self.models for x in ("", "-hybrid", "-bunched")):
+            found = self.mix(model, suffix)
+            if found is None:
+                continue
+            phase, requests, seconds = found
+            mode = {"": "vector search", "-hybrid": "the server's default search mode (hybrid)",
+                    "-bunched": "vector search, arrivals bunched into one wave a second"}[suffix]  # fmt: skip
             self.lines += [f"## The mix at {self.meta['mix_rate']:g} req/s, caching on, {mode} ({model})", ""]
             rows = []
             names = sorted(set(requests.name.tolist()))
@@ -741,6 +802,7 @@ class Report:
         self.setup()
         self.saturation_section()
         self.mix_section()
+        self.cpu_section()
         self.burst_section()
         self.batches_section()
         self.processes_section()
@@ -749,6 +811,26 @@ class Report:
         path = self.out / "summary.md"
         path.write_text("\n".join(self.lines))
         return path
+
+
+def cpu_by_role(path: Path, phase: str, system: str = "") -> dict[str, float]:
+    """Mean cores used per kind of process during `phase`: workers of a role (api#1, api#2) and postgres
+    backends added up per sample, then averaged over the samples. `system` keeps one stack's processes."""
+    per_sample: dict[tuple[str, str], float] = defaultdict(float)
+    times: set[str] = set()
+    with path.open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            if row["phase"] != phase or row["system"] == "machine":
+                continue
+            if system and row["system"] not in (system, "locust", "redis", "postgres"):
+                continue
+            role = row["role"].split("#")[0]
+            per_sample[(row["t"], role)] += float(row["cpu_percent"]) / 100
+            times.add(row["t"])
+    totals: dict[str, float] = defaultdict(float)
+    for (_, role), cores in per_sample.items():
+        totals[role] += cores
+    return {role: total / len(times) for role, total in sorted(totals.items())} if times else {}
 
 
 def _cpus() -> int:

@@ -13,9 +13,10 @@ Everything runs on this machine against 127.0.0.1, bounded in time: each locust 
                      baseline's; then (ViT) a burst and the recovery after it (BentoML #3630/#3664)
     vitrine-default  (ViT, full run) the same ramp with the code's default settings
     vitrine-stock    (ViT, full run) the same ramp and burst with BentoML's stock dispatcher, i.e. without
-                     runners/batching.py's fix for #3630/#3664 (BATCHING_WAIT_FROM_FREE=false)
-    vitrine          caching on: the shop's mix (vector search) steady at 50 requests/s; then (ViT) the mix
-                     in the server's default search mode (hybrid) and a spike
+                     runners/batching.py's policy (BATCHING_POLICY=stock)
+    vitrine          caching on: the shop's mix (vector search) steady at 50 requests/s; the same mix with
+                     arrivals bunched into one wave a second; then (ViT) the mix in the server's default
+                     search mode (hybrid) and a spike
 
 Then loadtests/report.py writes summary.md, the plots and the tables from what the phases left in the folder.
 """
@@ -47,7 +48,7 @@ from loadtests.report import SETTLE_S, build_report  # noqa: E402
 # whenever either thread is descheduled, and two single-thread workers run two batches at once.
 VITRINE_SETTINGS: dict[str, str] = {"ENCODER_WORKERS": "2"}
 BASELINE_SETTINGS: dict[str, str] = {"BASELINE_ENCODE_THREADS": "1"}
-STOCK_DISPATCHER: dict[str, str] = {"BATCHING_WAIT_FROM_FREE": "false"}  # A/B: without runners/batching.py
+STOCK_DISPATCHER: dict[str, str] = {"BATCHING_POLICY": "stock"}  # A/B: without runners/batching.py
 MIX_RATE = 50.0
 BURST_REST_S = 20.0
 STOP_P95_MS = 600.0
@@ -66,6 +67,7 @@ class Plan:
     fix: bool  # A/B: vitrine with BentoML's stock dispatcher, and with default settings; ViT only
     spike: bool
     hybrid_s: float  # ViT: the mix again in the server's default search mode (hybrid), seconds; 0: not run
+    bunched_s: float  # the mix again with arrivals bunched into one wave a second (the burst rule), seconds
 
 
 FULL = Plan(
@@ -80,6 +82,7 @@ FULL = Plan(
     fix=True,
     spike=True,
     hybrid_s=60.0,
+    bunched_s=60.0,
 )
 QUICK = Plan(
     models=("vit",),
@@ -93,6 +96,7 @@ QUICK = Plan(
     fix=False,
     spike=False,
     hybrid_s=0.0,
+    bunched_s=30.0,
 )
 
 
@@ -400,6 +404,12 @@ def run(plan: Plan, out: Path) -> Path:
                           "--warmup-s", f"{plan.mix_warmup_s:g}", "--duration", f"{plan.mix_s:g}"]  # fmt: skip
                 run.locust(f"vitrine-{key}-mix", target, key, [*steady, "--search-mode", "vector"],
                            budget_s=plan.mix_warmup_s + plan.mix_s)  # fmt: skip
+                if plan.bunched_s:
+                    # The same mix with every user firing at once, once a second: one wave of MIX_RATE requests.
+                    bunched = ["--workload", "mix", "--shape", "steady", "--rate", f"{MIX_RATE:g}",
+                               "--per-user-rate", "1", "--arrivals", "bunched", "--warmup-s", "10",
+                               "--duration", f"{plan.bunched_s:g}", "--search-mode", "vector"]  # fmt: skip
+                    run.locust(f"vitrine-{key}-mix-bunched", target, key, bunched, budget_s=10 + plan.bunched_s)
                 if plan.hybrid_s and key == "vit":
                     hybrid = ["--workload", "mix", "--shape", "steady", "--rate", f"{MIX_RATE:g}",
                               "--warmup-s", "10", "--duration", f"{plan.hybrid_s:g}"]  # fmt: skip
