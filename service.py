@@ -64,6 +64,7 @@ operator_app = FastAPI(title="vitrine operator endpoints", docs_url=None, redoc_
     workers=settings.api_workers,
     traffic={"timeout": 30},
     http={"host": settings.api_host, "port": settings.api_port},
+    logging={"access": {"enabled": False}},  # RequestContextMiddleware writes the one access line per request
 )
 @bentoml.asgi_app(operator_app, path="/")
 class Vitrine:

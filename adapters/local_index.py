@@ -1,15 +1,17 @@
 """The index inside the API worker (INDEX_IN_PROCESS=true): the same protocol as `IndexClient`, no hop.
 
 Each API worker holds a `LiveIndex` of its own (runners/live_index.py: the same loading, hot swap and failure
-rules as the index service), memory-mapped, so the workers of one machine share its pages. A search runs
-inline on the event loop: one query costs FAISS ~0.1-2 ms (5 ms at worst at 1M products, loadtests/README.md),
-less than handing it to a thread, and far less than the index service's hop (~8 ms of CPU in the index
-process for ~1 ms of FAISS, plus serialisation in the API worker). Calls are not batched across requests;
-on one machine batching the index bought nothing but that hop (index batches stayed at 1-4).
+rules as the index service), memory-mapped, so the workers of one machine share its pages. A search runs in a
+worker thread: FAISS releases the GIL, so it runs beside the event loop's Python work on the other core instead
+of holding the loop for its ~1-5 ms (a wave of 50 simultaneous requests would otherwise queue behind every
+search in it); the thread hand-off costs ~0.1 ms, far less than the index service's hop (~8 ms of CPU in the
+index process for ~1 ms of FAISS, plus serialisation in the API worker). Calls are not batched across
+requests; on one machine batching the index bought nothing but that hop (index batches stayed at 1-4).
 """
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from runners.live_index import LiveIndex
 from runners.vector_index import VectorIndex
 
 MAX_VECTOR_IDS = 10_000
+MAX_K = 1000  # as the index service's API (runners/index_service_api.py)
 
 
 class InProcessIndex:
@@ -48,7 +51,7 @@ class InProcessIndex:
         query = np.asarray(vector, dtype=np.float32)
         if query.shape != (index.dim,) or not np.all(np.isfinite(query)) or not np.any(query):
             raise InvalidRequest(f"the index refused the query: a finite, non-zero vector of {index.dim} dimensions")
-        hits = index.search(query, k=min(k, 1000), filters=filters)
+        hits = await asyncio.to_thread(index.search, query, k=min(k, MAX_K), filters=filters)
         return IndexHits(ids=hits.ids.tolist(), scores=hits.scores.tolist(), total=hits.total,
                          index_version=index.version)  # fmt: skip
 

@@ -29,6 +29,7 @@ log = logging.getLogger("vitrine.user_state")
 
 SESSION_TTL_S = 4 * 3600  # longer than any session decay: by then the session has faded anyway
 MAX_WATCH_RETRIES = 20
+PROFILE_COALESCE_S = 1.0  # events of one user within this of each other share one profile recompute
 LOCK_STRIPES = 256
 
 
@@ -123,6 +124,10 @@ class Profiles:
 
     async def _run(self, user_id: int) -> None:
         try:
+            # A shopper's clicks come in runs: wait a moment so a run costs one recompute (up to 500 events
+            # read, a profile written), and so the recompute leaves the request's moment of work, a wave of
+            # simultaneous requests included. A 30-day profile loses nothing by it.
+            await asyncio.sleep(PROFILE_COALESCE_S)
             while True:
                 self._dirty.discard(user_id)
                 await self.recompute(user_id)

@@ -54,6 +54,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=45.0, help="per turn, the first 10 s not counted")
     parser.add_argument("--rate", type=float, default=MIX_RATE)
     parser.add_argument("--search-mode", default="vector", help="vector, or hybrid (the server's default)")
+    parser.add_argument("--arrivals", choices=("poisson", "bunched"), default="poisson",
+                        help="bunched: every user at once, once a second (loadtests/locustfile.py)")  # fmt: skip
     args = parser.parse_args()
     a = {**VITRINE_SETTINGS, "API_ENABLE_CACHE": "true", **settings_of(args.a)}
     b = {**a, **settings_of(args.b)}
@@ -75,7 +77,10 @@ def main() -> int:
                                                        app="service:Vitrine")))  # fmt: skip
             sampler.track(f"vitrine-{label}", systems[-1][1].process.pid)
         mix = ["--workload", "mix", "--shape", "steady", "--rate", f"{args.rate:g}", "--warmup-s", f"{WARMUP_S:g}",
-               "--duration", f"{args.seconds - WARMUP_S:g}", "--search-mode", args.search_mode]  # fmt: skip
+               "--duration", f"{args.seconds - WARMUP_S:g}", "--search-mode", args.search_mode,
+               "--arrivals", args.arrivals]  # fmt: skip
+        if args.arrivals == "bunched":
+            mix += ["--per-user-rate", "1"]
         for round_ in range(args.rounds):
             for label, target in systems:
                 stack.reset_user_state()

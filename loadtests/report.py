@@ -37,7 +37,7 @@ MIX_TARGETS = (  # (what, request names, p95 limit in ms)
 SYSTEM_LABELS = {
     "baseline": "baseline (plain FastAPI)",
     "vitrine-nocache": "vitrine (settings of this run)",
-    "vitrine-default-nocache": "vitrine (default settings)",
+    "vitrine-remote-index-nocache": "vitrine, the index as a service of its own (INDEX_IN_PROCESS=false)",
     "vitrine-stock-nocache": "vitrine (settings of this run), BentoML's stock dispatcher",
 }
 
@@ -357,20 +357,30 @@ class Report:
             else:
                 peak_row.append("–")
         rows += [ratio_row, cross_row, limit_row, peak_row]
-        fix_row = ["BentoML's stock dispatcher (BATCHING_POLICY=stock): vitrine / baseline, / limit", "(A/B)"]
-        for model in self.models:
-            ramps = self.ramps(model)
-            stock, baseline = saturation(ramps.get("vitrine-stock-nocache", [])), saturation(ramps.get("baseline", []))
-            limit = self.limits.get(model)
-            if stock and baseline and limit:
-                fix_row.append(
-                    f"{stock.stats.throughput:.1f} req/s: {stock.stats.throughput / baseline.stats.throughput:.2f}x, "
-                    f"{100 * stock.stats.throughput / float(limit['limit_qps']):.0f}%"
-                )
-            else:
-                fix_row.append("–")
-        if any(cell != "–" for cell in fix_row[2:]):
-            rows.append(fix_row)
+        variants = (
+            ("vitrine-remote-index-nocache", "the index as a service (INDEX_IN_PROCESS=false)"),
+            ("vitrine-stock-nocache", "BentoML's stock dispatcher (BATCHING_POLICY=stock)"),
+        )
+        for system, what in variants:
+            ab_row = [f"A/B, {what}: saturation, / baseline, / limit; crossing", "(A/B)"]
+            for model in self.models:
+                ramps = self.ramps(model)
+                other, baseline = saturation(ramps.get(system, [])), saturation(ramps.get("baseline", []))
+                other_cross, baseline_cross = crossing(ramps.get(system, [])), crossing(ramps.get("baseline", []))
+                limit = self.limits.get(model)
+                if other and baseline and limit:
+                    rate = other.stats.throughput
+                    cross = ""
+                    if other_cross and baseline_cross:
+                        cross = f"; ~{other_cross:.1f} = {other_cross / baseline_cross:.2f}x"
+                    ab_row.append(
+                        f"{rate:.1f} req/s: {rate / baseline.stats.throughput:.2f}x, "
+                        f"{100 * rate / float(limit['limit_qps']):.0f}%{cross}"
+                    )
+                else:
+                    ab_row.append("–")
+            if any(cell != "–" for cell in ab_row[2:]):
+                rows.append(ab_row)
         self.lines += [table(header, rows), ""]
         self.lines += [
             "Client-side figures (locust on the same 2 cores), successful requests only; a step's throughput is "

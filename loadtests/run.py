@@ -11,7 +11,8 @@ Everything runs on this machine against 127.0.0.1, bounded in time: each locust 
     baseline         loadtests/baseline.py under uvicorn: uncached search ramp (distinct queries)
     vitrine-nocache  API_ENABLE_CACHE=false, VITRINE_SETTINGS: the same ramp, interleaved step by step with the
                      baseline's; then (ViT) a burst and the recovery after it (BentoML #3630/#3664)
-    vitrine-default  (ViT, full run) the same ramp with the code's default settings
+    vitrine-remote-index  (ViT, full run) the same ramp with the index as a service of its own
+                     (INDEX_IN_PROCESS=false): the topology A/B
     vitrine-stock    (ViT, full run) the same ramp and burst with BentoML's stock dispatcher, i.e. without
                      runners/batching.py's policy (BATCHING_POLICY=stock)
     vitrine          caching on: the shop's mix (vector search) steady at 50 requests/s; the same mix with
@@ -43,10 +44,10 @@ from loadtests import stack  # noqa: E402
 from loadtests.monitor import ProcessSampler, batch_histograms, histogram_delta  # noqa: E402
 from loadtests.report import SETTLE_S, build_report  # noqa: E402
 
-# What vitrine is served with in these runs, beyond the code's defaults (loadtests/README.md says why).
-# Two encoder workers of one torch thread each, rather than one of two: on 2 shared cores a 2-thread op stalls
-# whenever either thread is descheduled, and two single-thread workers run two batches at once.
-VITRINE_SETTINGS: dict[str, str] = {"ENCODER_WORKERS": "2"}
+# What vitrine is served with in these runs, beyond the code's defaults: nothing since the batching policy
+# (runners/batching.py), which shares one encoder queue best (loadtests/README.md says why).
+VITRINE_SETTINGS: dict[str, str] = {}
+REMOTE_INDEX: dict[str, str] = {"INDEX_IN_PROCESS": "false"}  # A/B: the index as a service of its own
 BASELINE_SETTINGS: dict[str, str] = {"BASELINE_ENCODE_THREADS": "1"}
 STOCK_DISPATCHER: dict[str, str] = {"BATCHING_POLICY": "stock"}  # A/B: without runners/batching.py
 MIX_RATE = 50.0
@@ -74,7 +75,7 @@ FULL = Plan(
     models=("vit", "minilm"),
     limit_batches="1,2,4,8,16,32",
     limit_seconds=5.0,
-    ramp_rates={"vit": "4,8,12,16,20,25,30,40,50,60,70", "minilm": "10,20,30,40,50,60,70,80,100,120"},
+    ramp_rates={"vit": "5,10,15,20,25,30,35,40,50,60,70,80", "minilm": "10,20,30,40,50,60,70,80,100,120,140"},
     step_s=15.0,
     mix_warmup_s=30.0,
     mix_s=100.0,
@@ -357,7 +358,7 @@ def run(plan: Plan, out: Path) -> Path:
             variants = [("vitrine-nocache", "service:Vitrine", VITRINE_SETTINGS)]
             if plan.fix and key == "vit":
                 variants += [
-                    ("vitrine-default-nocache", "service:Vitrine", {}),
+                    ("vitrine-remote-index-nocache", "service:Vitrine", {**VITRINE_SETTINGS, **REMOTE_INDEX}),
                     ("vitrine-stock-nocache", "service:Vitrine", {**VITRINE_SETTINGS, **STOCK_DISPATCHER}),
                 ]
             for label, app, settings in variants:

@@ -1,0 +1,181 @@
+"""CPU milliseconds per request, per process, per kind of request: what each request costs, not how long it waited.
+
+    .venv/bin/python loadtests/cpu_cost.py                                   # the code's defaults
+    .venv/bin/python loadtests/cpu_cost.py --a INDEX_IN_PROCESS=false INDEX_IN_PROCESS=true   # A/B
+
+On the load run's stack (loadtests/stack.py: PostgreSQL with 100k products, its own Redis, ViT-B-32 with random
+weights), each system answers the same requests of each kind, a few at a time (so batches stay small, as in the
+mix), and the CPU time (user + system, psutil) that every process of the stack, Redis and the database's
+backends used meanwhile is divided by the requests answered. CPU time is what a request costs whatever else the
+machine is doing, so unlike latency this figure holds on a shared, noisy box; the encoder's forward pass and
+FAISS are inside their processes' figures (the report's `encoder` and, in-process, `api` rows).
+
+Kinds: `search-uncached` (a new query each time, vector mode: encode + index + enrich), `search-cached` (the
+same few queries again), `recommend` (feed, for users with a session), `feedback` (clicks). Written to
+reports/cpu-cost/<UTC time>.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import sys
+from collections import defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from loadtests import stack  # noqa: E402
+from loadtests.ab import settings_of  # noqa: E402
+from loadtests.monitor import role_of  # noqa: E402
+from loadtests.report import table  # noqa: E402
+from loadtests.workload import DistinctQueries, shopper_queries  # noqa: E402
+
+KINDS = ("search-uncached", "search-cached", "recommend", "feedback")
+CONCURRENCY = 4
+
+
+def processes_of(root: int, redis_pid: int) -> list[psutil.Process]:
+    """The stack's processes, its Redis, and the PostgreSQL backends serving the load database."""
+    found = [psutil.Process(redis_pid), *psutil.Process(root).children(recursive=True)]
+    for process in psutil.process_iter(["cmdline"]):
+        command = " ".join(process.info["cmdline"] or [])
+        if command.startswith("postgres: ") and stack.DB_NAME in command:
+            found.append(process)
+    return found
+
+
+def cpu_seconds(processes: list[psutil.Process]) -> dict[str, float]:
+    used: dict[str, float] = defaultdict(float)
+    for process in processes:
+        try:
+            times = process.cpu_times()
+            role = (role_of(process) or process.name()).split("#")[0]
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        used[role] += times.user + times.system
+    return used
+
+
+async def drive(url: str, kind: str, count: int, rng: random.Random, products: list[int]) -> int:
+    distinct = DistinctQueries(seed=rng.randrange(2**32))
+    repeated = shopper_queries(8)
+    answered = 0
+
+    async def one(client: httpx.AsyncClient, i: int) -> None:
+        nonlocal answered
+        if kind == "search-uncached":
+            body: dict[str, Any] = {"query": next(distinct), "limit": 20, "mode": "vector"}
+            response = await client.post("/api/v1/search", json=body)
+        elif kind == "search-cached":
+            response = await client.post("/api/v1/search", json={"query": repeated[i % len(repeated)], "limit": 20,
+                                                                   "mode": "vector"})  # fmt: skip
+        elif kind == "recommend":
+            response = await client.post("/api/v1/recommend", json={"user_id": 1 + i % 50, "context": "feed",
+                                                                     "limit": 20})  # fmt: skip
+        else:
+            event = {"user_id": 1 + i % 50, "product_id": rng.choice(products), "interaction_type": "click",
+                     "context": "search", "position": i % 20}  # fmt: skip
+            response = await client.post("/api/v1/feedback", json=event)
+        if response.status_code == 200:
+            answered += 1
+
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+        for start in range(0, count, CONCURRENCY):
+            await asyncio.gather(*(one(client, i) for i in range(start, min(count, start + CONCURRENCY))))
+    return answered
+
+
+def stage_seconds(url: str, stage: str) -> float:
+    """vitrine_stage_seconds_sum for one stage, from /metrics (all processes)."""
+    prefix = f'vitrine_stage_seconds_sum{{stage="{stage}"}} '
+    for line in httpx.get(f"{url}/metrics", timeout=30).text.splitlines():
+        if line.startswith(prefix):
+            return float(line.removeprefix(prefix))
+    return 0.0
+
+
+def measure(target: stack.Stack, redis_pid: int, count: int, seed: int) -> dict[str, dict[str, float]]:
+    rng = random.Random(seed)
+    shirts = httpx.post(f"{target.url}/api/v1/search", json={"query": "shirt", "limit": 50}, timeout=60).json()
+    products = [result["product_id"] for result in shirts["results"]]
+    # Warm every path (and fill the cached queries, sessions and profiles) before measuring.
+    for kind in ("search-cached", "feedback", "recommend", "search-uncached"):
+        asyncio.run(drive(target.url, kind, 40, rng, products))
+    processes = processes_of(target.process.pid, redis_pid)
+    costs: dict[str, dict[str, float]] = {}
+    for kind in KINDS:
+        before, searching = cpu_seconds(processes), stage_seconds(target.url, "index_search")
+        answered = asyncio.run(drive(target.url, kind, count, rng, products))
+        after, searched = cpu_seconds(processes), stage_seconds(target.url, "index_search")
+        costs[kind] = {role: 1000 * (after[role] - before.get(role, 0.0)) / max(answered, 1) for role in after}
+        # The index search's own time as the API saw it: FAISS when the index is in process (it runs inline, so
+        # its wall time is its CPU time), FAISS plus the hop when it is a service.
+        costs[kind]["(index_search, wall)"] = 1000 * (searched - searching) / max(answered, 1)
+        costs[kind]["answered"] = answered
+    return costs
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("b", nargs="*", metavar="NAME=VALUE", help="B's settings on top of A's (none: A alone)")
+    parser.add_argument("--a", nargs="*", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--count", type=int, default=300, help="requests of each kind")
+    parser.add_argument("--model", choices=sorted(stack.MODELS), default="vit")
+    args = parser.parse_args()
+    systems = {"A": settings_of(args.a)}
+    if args.b:
+        systems["B"] = {**systems["A"], **settings_of(args.b)}
+    out = REPO / "reports" / "cpu-cost" / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    (out / "logs").mkdir(parents=True, exist_ok=True)
+    stack.ensure_database(print)
+    tags = stack.ensure_models(print)
+    model = stack.MODELS[args.model]
+    stack.ensure_index(model, tags[args.model], print)
+    redis, redis_url = stack.start_redis(out / "redis")
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    try:
+        for label, settings in systems.items():
+            stack.reset_user_state()
+            served = {"API_ENABLE_CACHE": "true", **settings}
+            target = stack.serve_vitrine(
+                f"cpu-{label}", model, tags[args.model], redis_url, served, out / "logs", app="service:Vitrine"
+            )
+            try:
+                results[label] = measure(target, redis.pid, args.count, seed=7)
+            finally:
+                target.stop()
+    finally:
+        redis.stop()
+    lines = [f"# CPU ms per request ({model.label})", ""]
+    for label, settings in systems.items():
+        lines.append(f"- {label}: {settings or 'the code defaults'}")
+    lines.append("")
+    for kind in KINDS:
+        extra = ("answered", "(index_search, wall)")
+        roles = sorted({role for label in results for role in results[label][kind] if role not in extra})
+        rows = []
+        for role in roles:
+            rows.append([role, *(f"{results[label][kind].get(role, 0.0):.2f}" for label in results)])
+        rows.append(["total", *(f"{sum(v for r, v in results[label][kind].items() if r not in extra):.2f}"
+                                for label in results)])  # fmt: skip
+        rows.append(["(index_search, wall)",
+                     *(f"{results[label][kind]['(index_search, wall)']:.2f}" for label in results)])  # fmt: skip
+        rows.append(["answered", *(f"{results[label][kind]['answered']:.0f}" for label in results)])
+        lines += [f"## {kind}", "", table(["process", *results], rows), ""]
+    path = out.with_suffix(".md")
+    path.write_text("\n".join(lines))
+    print("\n".join(lines))
+    print(f"report: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
