@@ -65,6 +65,7 @@ from domain.filters import SearchFilters
 
 Kind = Literal["flat", "hnsw"]
 CATEGORICAL_FIELDS = ("brand", "category", "merchant")
+CATALOG_COLUMNS = {"brand_name": "brand", "category_name": "category", "merchant_name": "merchant"}
 CURRENT_FILE = "CURRENT"
 FORMAT_VERSION = 1
 HNSW_M = 32
@@ -205,14 +206,10 @@ class ProductAttributes:
             found.append(_PriceCondition(self, filters.min_price, filters.max_price))
         if filters.in_stock is not None:
             found.append(_StockCondition(self, filters.in_stock))
-        for name, wanted in (
-            ("brand", filters.brands),
-            ("category", filters.categories),
-            ("merchant", filters.merchants),
-        ):
-            if wanted:  # an empty list constrains nothing, like None
-                known = sorted({self.code_of[name][v] for v in wanted if v in self.code_of[name]})
-                found.append(_CodeCondition(self, name, np.asarray(known, dtype=np.int32)))
+        for column, wanted in filters.names():  # an empty list constrains nothing (domain/filters.py)
+            name = CATALOG_COLUMNS[column]
+            known = sorted({self.code_of[name][v] for v in wanted if v in self.code_of[name]})
+            found.append(_CodeCondition(self, name, np.asarray(known, dtype=np.int32)))
         return found
 
     def postings(self, name: str, codes: np.ndarray) -> tuple[int, list[np.ndarray]]:

@@ -299,12 +299,9 @@ def _filter_sql(filters: SearchFilters | None) -> tuple[str, dict[str, Any]]:
         if filters.in_stock is not None:
             conditions.append("p.in_stock = :in_stock")
             params["in_stock"] = filters.in_stock
-        for name, column in (("brands", "brand_name"), ("categories", "category_name"), ("merchants", "merchant_name")):
-            values = getattr(filters, name)
-            if values is not None:
-                conditions.append(f"p.{column} IN :{name}" if values else "1 = 0")
-                if values:
-                    params[name] = list(values)
+        for column, values in filters.names():  # an empty list constrains nothing (domain/filters.py)
+            conditions.append(f"p.{column} IN :{column}")
+            params[column] = list(values)
     return " AND ".join(conditions), params
 
 

@@ -69,6 +69,17 @@ def test_narrow_filter_still_fills_the_page(stack):
     assert {r["category_name"] for r in body["results"]} == {"Dresses"}
 
 
+
+@pytest.mark.parametrize("mode", ["hybrid", "keyword", "vector"])
+def test_an_empty_name_list_constrains_nothing_in_every_mode(stack, mode):
+    # A storefront with no brand ticked sends "brands": []; it means any brand (domain/filters.py), on each leg.
+    query = {"query": "black leather jacket", "mode": mode, "limit": 10}
+    plain = stack.post("/api/v1/search", query).json()
+    empty = stack.post("/api/v1/search", {**query, "filters": {"brands": [], "categories": []}}).json()
+    assert plain["results"]
+    assert [r["product_id"] for r in empty["results"]] == [r["product_id"] for r in plain["results"]]
+    assert (empty["total"], empty["message"]) == (plain["total"], plain["message"])
+
 def test_pages_are_disjoint_and_in_score_order(stack):
     first = stack.post("/api/v1/search", {"query": "blue t-shirt", "limit": 10, "offset": 0}).json()["results"]
     second = stack.post("/api/v1/search", {"query": "blue t-shirt", "limit": 10, "offset": 10}).json()["results"]

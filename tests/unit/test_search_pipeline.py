@@ -11,8 +11,8 @@ from tests.unit.fakes import FakeCache, FakeCatalog, FakeEncoder, FakeIndex, cat
 
 
 def make_pipeline(count: int = 200, **overrides):
-    vectors, prices, rows = catalog_rows(count)
-    index, catalog, cache, encoder = FakeIndex(vectors, prices), FakeCatalog(rows), FakeCache(), FakeEncoder()
+    vectors, _prices, rows = catalog_rows(count)
+    index, catalog, cache, encoder = FakeIndex(vectors, rows), FakeCatalog(rows), FakeCache(), FakeEncoder()
     pipeline = SearchPipeline(
         encoder=encoder,
         index=index,
