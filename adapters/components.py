@@ -14,11 +14,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.cache import Cache
 from adapters.db.engine import create_engine
+from adapters.db.failures import database_call
 from adapters.db.interactions import SqlInteractionLog
 from adapters.db.keyword_search import SqlKeywordSearch
 from adapters.db.products import best_products, count_active_products, fetch_products, product_exists
@@ -166,22 +166,16 @@ class Components:
 
     # --- database access, with failures mapped to 503 -----------------------------------------------------
     async def fetch_products(self, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
-        try:
+        with database_call():
             return await fetch_products(self.engine, ids)
-        except (OperationalError, DBAPIError, OSError, ConnectionError) as exc:
-            raise DependencyDown("database", str(exc).splitlines()[0]) from exc
 
     async def product_exists(self, product_id: int) -> bool:
-        try:
+        with database_call():
             return await product_exists(self.engine, product_id, active_only=False)
-        except (OperationalError, DBAPIError, OSError, ConnectionError) as exc:
-            raise DependencyDown("database", str(exc).splitlines()[0]) from exc
 
     async def best_products(self, limit: int) -> list[int]:
-        try:
+        with database_call():
             return await best_products(self.engine, limit=limit)
-        except (OperationalError, DBAPIError, OSError, ConnectionError) as exc:
-            raise DependencyDown("database", str(exc).splitlines()[0]) from exc
 
     # --- health -------------------------------------------------------------------------------------------
     async def database_check(self) -> dict[str, Any]:

@@ -43,9 +43,11 @@ def test_status_reports_every_dependency(stack):
 def test_api_keys_are_enforced_and_probes_stay_open(stack):
     with httpx.Client(base_url=stack.url, timeout=30) as anonymous:
         missing = anonymous.post("/api/v1/search", json={"query": "shoes"})
-        assert missing.status_code == 401 and "X-API-Key" in missing.text
+        assert (missing.status_code, missing.headers["www-authenticate"]) == (401, "ApiKey")
+        assert missing.json() == {"error": "Unauthorized", "detail": "missing X-API-Key header", "field": "X-API-Key"}
         wrong = anonymous.post("/api/v1/search", json={"query": "shoes"}, headers={"X-API-Key": "nope"})
-        assert wrong.status_code == 401 and "invalid" in wrong.text
+        assert wrong.status_code == 401
+        assert wrong.json() == {"error": "Unauthorized", "detail": "invalid API key", "field": "X-API-Key"}
         assert anonymous.post(
             "/api/v1/search", json={"query": "shoes"}, headers={"X-API-Key": "another-key"}
         ).is_success
