@@ -21,6 +21,7 @@ from adapters.db.engine import create_engine
 from adapters.db.failures import database_call
 from adapters.db.interactions import SqlInteractionLog
 from adapters.db.keyword_search import SqlKeywordSearch
+from adapters.db.migrate import schema_readiness
 from adapters.db.products import best_products, count_active_products, fetch_products, product_exists
 from adapters.metrics import FEEDBACK_EVENTS, INDEX_VERSION, observe_stage
 from adapters.observability import Observability
@@ -202,12 +203,20 @@ class Components:
 
     async def readiness(self) -> dict[str, Any]:
         database = await self.database_check()
+        schema_ok, schema = False, "the database is down"
+        if database["state"] == "up":
+            try:
+                async with asyncio.timeout(2.0):
+                    schema_ok, schema = await schema_readiness(self.engine)
+            except Exception as exc:
+                schema = f"cannot read the schema revision: {type(exc).__name__}: {exc}"
         checks = {
             "model_loaded": bool(self.runners.encoder),
             "index_loaded": bool(self.runners.index.get("loaded")),
             "database": database["state"] == "up",
+            "database_schema": schema_ok,
         }
-        return {"ready": all(checks.values()), "checks": checks}
+        return {"ready": all(checks.values()), "checks": checks, "database_schema": schema}
 
     async def status(self) -> dict[str, Any]:
         await self.refresh_runners()

@@ -20,7 +20,26 @@ def test_ready_was_false_until_the_index_loaded(stack):
     assert stack.ready_before_index["status_code"] == 503
     assert stack.ready_before_index["ready"] is False
     assert stack.ready_before_index["checks"]["index_loaded"] is False
-    assert stack.get("/ready").json()["ready"] is True
+    assert stack.get("/ready").json() == {
+        "ready": True,
+        "checks": {"model_loaded": True, "index_loaded": True, "database": True, "database_schema": True},
+        "database_schema": "the database is at revision 0002, this code's head",
+    }
+
+
+def test_ready_refuses_a_database_behind_the_codes_schema(stack):
+    # The revision stamp alone moves (the tables stay as they are), so the stack's other tests are unaffected.
+    stack.sql("UPDATE alembic_version SET version_num = '0001'")
+    try:
+        behind = stack.get("/ready")
+        assert behind.status_code == 503
+        assert behind.json()["checks"]["database_schema"] is False
+        assert behind.json()["database_schema"] == (
+            "the database is at revision 0001, this code needs 0002; run `vitrine db upgrade`"
+        )
+    finally:
+        stack.sql("UPDATE alembic_version SET version_num = '0002'")
+    assert stack.get("/ready").status_code == 200
 
 
 def test_probes_and_root(stack):
