@@ -7,7 +7,6 @@ own event loop), closed in its shutdown hook. `service.py` only calls into `Comp
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -156,11 +155,13 @@ class Components:
 
     async def close(self) -> None:
         await self.profiles.drain()
-        for task in self._tasks:
+        # The loops, and query counts still in flight: counting is best effort, so they are not waited out.
+        tasks = [*self._tasks, *self._background]
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        for task, outcome in zip(tasks, await asyncio.gather(*tasks, return_exceptions=True), strict=True):
+            if isinstance(outcome, Exception):  # a failure must not stop the engine and the pool being closed
+                log.warning("background task %s had failed: %r", task.get_name(), outcome)
         await self.keyword_search.close()
         await self.cache.close()
         await self.engine.dispose()
