@@ -10,6 +10,7 @@ import uuid
 import httpx
 import pytest
 
+from domain.performance import EndpointStats, health_grade, recommendations
 from tests.e2e.conftest import API_KEY, run_cli, wait_until
 from tests.e2e.test_search_api import _batch_histogram
 
@@ -143,8 +144,16 @@ def test_performance_percentiles_cover_both_workers_and_agree_with_the_client(st
     assert server["max_ms"] <= max(timings)
     assert report["cached_vs_uncached"]["search.cached"]["count"] == 40
     assert {"encode_query", "index_search", "enrich"} <= set(report["operations"])
-    assert report["health"] in {"excellent", "good", "acceptable", "slow", "critical"}
-    assert isinstance(report["recommendations"], list)
+    # The grade and the advice are what domain/performance.py makes of the figures the report shows.
+    stats = {
+        name: EndpointStats(**{key: figures[key] for key in EndpointStats.__dataclass_fields__})
+        for name, figures in report["endpoints"].items()
+    }
+    assert report["worst_endpoint_p95_ms"] == max(s.p95_ms for s in stats.values() if s.p95_ms is not None)
+    assert report["health"] == health_grade(report["worst_endpoint_p95_ms"]) != "unknown"
+    advice = recommendations(stats, cache_hit_rate_percent=None)
+    overall = [line for line in report["recommendations"] if line.startswith("overall cache hit rate is low")]
+    assert report["recommendations"] == advice + overall and not (advice and overall)
 
 
 def test_slow_queries_are_listed_newest_first(stack):
@@ -171,7 +180,20 @@ def test_pattern_invalidation_clears_one_kind(stack):
     deleted = stack.client.delete("/cache", params={"kind": "search"}).json()
     assert deleted["deleted"] >= 1
     assert stack.post("/api/v1/search", query).json()["cached"] is False
-    assert stack.client.delete("/cache", params={"kind": "everything"}).status_code == 422
+    refused = stack.client.delete("/cache", params={"kind": "everything"})
+    assert refused.status_code == 400
+    assert [error["loc"] for error in refused.json()["detail"]] == [["kind"]]
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [("/performance?window_s=-1", "window_s"), ("/performance?window_s=soon", "window_s"),
+     ("/performance/slow-queries?limit=0", "limit")],
+)  # fmt: skip
+def test_operator_routes_answer_bad_input_with_a_400_naming_the_field(stack, path, field):
+    response = stack.get(path)
+    assert response.status_code == 400, response.text
+    assert [error["loc"] for error in response.json()["detail"]] == [[field]]
 
 
 def test_a_new_index_version_is_served_without_restart_and_uses_new_keys(stack):
