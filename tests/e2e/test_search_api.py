@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import API_KEY
-from tests.e2e.conftest import SHARED_DATA as REPO_DATA
+from tests.e2e.support import API_KEY
+from tests.e2e.support import SHARED_DATA as REPO_DATA
 
 pytestmark = pytest.mark.e2e
 
