@@ -229,4 +229,9 @@ class Vitrine:
         }
 
 
-Vitrine.add_asgi_middleware(RequestContextMiddleware, require_key=settings.api_require_key, api_keys=settings.api_keys)
+# @bentoml.service made the class a bentoml Service; mypy still sees the class (a class decorator cannot change
+# a type to mypy) and BentoML's Service is untyped, hence Any.
+service_definition: Any = Vitrine
+service_definition.add_asgi_middleware(
+    RequestContextMiddleware, require_key=settings.api_require_key, api_keys=settings.api_keys
+)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 log = logging.getLogger("vitrine.batching")
@@ -48,8 +49,8 @@ def apply(enabled: bool = True) -> bool:
     try:
         from bentoml._internal.marshal import dispatcher
 
-        release = dispatcher.NonBlockSema.release
-        outbound_call = dispatcher.CorkDispatcher.outbound_call
+        release: Callable[[Any], None] = dispatcher.NonBlockSema.release
+        outbound_call: Callable[..., Awaitable[Any]] = dispatcher.CorkDispatcher.outbound_call
     except (ImportError, AttributeError) as exc:
         log.warning("BentoML's dispatcher has changed (%s); adaptive batching runs unpatched", exc)
         return False

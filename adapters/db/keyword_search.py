@@ -302,7 +302,7 @@ def _filter_sql(filters: SearchFilters | None) -> tuple[str, dict[str, Any]]:
 
 def _text(sql: str, params: dict[str, Any]) -> sa.TextClause:
     """`sql` with its parameters bound; list values expand to one parameter each (IN)."""
-    binds = [
+    binds: list[sa.BindParameter[Any]] = [
         sa.bindparam(name, value, expanding=True) if isinstance(value, list) else sa.bindparam(name, value)
         for name, value in params.items()
     ]
