@@ -42,7 +42,7 @@ lint: setup
 	$(BIN)/ruff check domain adapters runners commands service.py cli.py tests loadtests
 
 typecheck: setup
-	$(BIN)/mypy domain
+	$(BIN)/mypy domain adapters runners commands service.py cli.py
 
 check: lint typecheck
 

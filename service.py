@@ -28,11 +28,12 @@ from typing import Annotated, Any, Literal
 import bentoml
 import PIL.Image
 from fastapi import FastAPI, Query
+from fastapi.exceptions import RequestValidationError
 from pydantic import Field
 from starlette.responses import JSONResponse, Response
 
 from adapters.components import Components
-from adapters.http_errors import error_response, unexpected_error_response
+from adapters.http_errors import error_response, operator_validation_error, unexpected_error_response
 from adapters.http_middleware import RequestContextMiddleware, configure_logging
 from adapters.metrics import ENDPOINT_CACHE, ENDPOINT_REQUESTS, observe_stage
 from domain import cache_keys
@@ -57,6 +58,7 @@ configure_logging(settings.log_level)
 VERSION = "0.1.0"
 
 operator_app = FastAPI(title="vitrine operator endpoints", docs_url=None, redoc_url=None, openapi_url=None)
+operator_app.add_exception_handler(RequestValidationError, operator_validation_error)
 
 
 @bentoml.service(
@@ -224,4 +226,9 @@ class Vitrine:
         }
 
 
-Vitrine.add_asgi_middleware(RequestContextMiddleware, require_key=settings.api_require_key, api_keys=settings.api_keys)
+# @bentoml.service made the class a bentoml Service; mypy still sees the class (a class decorator cannot change
+# a type to mypy) and BentoML's Service is untyped, hence Any.
+service_definition: Any = Vitrine
+service_definition.add_asgi_middleware(
+    RequestContextMiddleware, require_key=settings.api_require_key, api_keys=settings.api_keys
+)

@@ -25,7 +25,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -126,7 +126,8 @@ class Cache:
     async def get_many_json(self, keys: Sequence[str], *, kind: str) -> list[Any | None]:
         if not keys:
             return []
-        raws = await self.guarded("mget", lambda: self.client.mget(list(keys)), [None] * len(keys))
+        missing: list[bytes | str | None] = [None] * len(keys)
+        raws = await self.guarded("mget", lambda: self.client.mget(list(keys)), missing)
         hits = sum(raw is not None for raw in raws)
         CACHE_LOOKUPS.labels(kind=kind, result="hit").inc(hits)
         CACHE_LOOKUPS.labels(kind=kind, result="miss").inc(len(keys) - hits)
@@ -148,7 +149,7 @@ class Cache:
     async def get_bytes(self, key: str, *, kind: str) -> bytes | None:
         raw = await self.guarded("get", lambda: self.client.get(key), None)
         CACHE_LOOKUPS.labels(kind=kind, result="miss" if raw is None else "hit").inc()
-        return raw
+        return raw.encode() if isinstance(raw, str) else raw  # bytes: the client does not decode responses
 
     async def set_bytes(self, key: str, value: bytes, *, ttl: int) -> None:
         await self.guarded("set", lambda: self.client.set(key, value, ex=ttl), None)
@@ -187,8 +188,11 @@ class Cache:
         await self.guarded("zincrby", lambda: self.client.zincrby(key, amount, member), None)
 
     async def top(self, key: str, *, limit: int, min_score: float = 0.0) -> list[tuple[str, float]]:
-        def query() -> Awaitable[list[tuple[bytes, float]]]:
-            return self.client.zrevrangebyscore(key, "+inf", min_score, start=0, num=limit, withscores=True)
+        async def query() -> list[tuple[bytes | str, float]]:
+            # With scores, each row is (member, score); redis-py's return type covers every form of the reply.
+            reply = await self.client.zrevrangebyscore(key, "+inf", min_score, start=0, num=limit, withscores=True)
+            return [(member, float(score)) for member, score in cast("list[tuple[bytes | str, float]]", reply)]
 
-        rows = await self.guarded("zrange", query, [])
+        nothing: list[tuple[bytes | str, float]] = []
+        rows = await self.guarded("zrange", query, nothing)
         return [(member.decode() if isinstance(member, bytes) else str(member), float(score)) for member, score in rows]

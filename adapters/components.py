@@ -7,19 +7,19 @@ own event loop), closed in its shutdown hook. `service.py` only calls into `Comp
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.cache import Cache
 from adapters.db.engine import create_engine
+from adapters.db.failures import database_call
 from adapters.db.interactions import SqlInteractionLog
 from adapters.db.keyword_search import SqlKeywordSearch
+from adapters.db.migrate import schema_readiness
 from adapters.db.products import best_products, count_active_products, fetch_products, product_exists
 from adapters.health import Health, RunnerState
 from adapters.local_index import InProcessIndex
@@ -32,7 +32,6 @@ from adapters.user_state import CacheSessionStore, CacheUserVersions, Profiles
 from adapters.vector_cache import CachedProductVectors
 from adapters.warming import warm_forever
 from domain import cache_keys
-from domain.errors import DependencyDown
 from domain.feedback import FeedbackPipeline
 from domain.recommend import RecommendPipeline
 from domain.search import SearchPipeline
@@ -62,7 +61,12 @@ class Components:
             cache_enabled=settings.api_enable_cache,
         )
         self.health = Health(
-            self.runners, encoder=self.encoder, index=self.index, cache=self.cache, database_check=self.database_check
+            self.runners,
+            encoder=self.encoder,
+            index=self.index,
+            cache=self.cache,
+            database_check=self.database_check,
+            schema_check=self.schema_check,
         )
         model_tag = self.runners.model_tag  # read per request: known once a runner has said it
         self.keyword_search = SqlKeywordSearch(self.engine)
@@ -149,33 +153,29 @@ class Components:
         await self.health.close()
         if isinstance(self.index, InProcessIndex):
             await self.index.close()
-        for task in self._tasks:
+        # The loops, and query counts still in flight: counting is best effort, so they are not waited out.
+        tasks = [*self._tasks, *self._background]
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        for task, outcome in zip(tasks, await asyncio.gather(*tasks, return_exceptions=True), strict=True):
+            if isinstance(outcome, Exception):  # a failure must not stop the engine and the pool being closed
+                log.warning("background task %s had failed: %r", task.get_name(), outcome)
         await self.keyword_search.close()
         await self.cache.close()
         await self.engine.dispose()
 
     # --- database access, with failures mapped to 503 -----------------------------------------------------
     async def fetch_products(self, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
-        try:
+        with database_call():
             return await fetch_products(self.engine, ids)
-        except (OperationalError, DBAPIError, OSError, ConnectionError) as exc:
-            raise DependencyDown("database", str(exc).splitlines()[0]) from exc
 
     async def product_exists(self, product_id: int) -> bool:
-        try:
+        with database_call():
             return await product_exists(self.engine, product_id, active_only=False)
-        except (OperationalError, DBAPIError, OSError, ConnectionError) as exc:
-            raise DependencyDown("database", str(exc).splitlines()[0]) from exc
 
     async def best_products(self, limit: int) -> list[int]:
-        try:
+        with database_call():
             return await best_products(self.engine, limit=limit)
-        except (OperationalError, DBAPIError, OSError, ConnectionError) as exc:
-            raise DependencyDown("database", str(exc).splitlines()[0]) from exc
 
     # --- health -------------------------------------------------------------------------------------------
     async def database_check(self) -> dict[str, Any]:
@@ -191,3 +191,11 @@ class Components:
             "latency_ms": round((time.perf_counter() - started) * 1000, 2),
             "catalog_size": products,
         }
+
+    async def schema_check(self) -> tuple[bool, str]:
+        """Whether the database is at this code's schema revision (adapters/db/migrate.py), and why not."""
+        try:
+            async with asyncio.timeout(2.0):
+                return await schema_readiness(self.engine)
+        except Exception as exc:
+            return False, f"cannot read the schema revision: {type(exc).__name__}: {exc}"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -69,9 +70,17 @@ class RunnerState:
 
 class Health:
     def __init__(
-        self, runners: RunnerState, *, encoder: InfoSource, index: InfoSource, cache: Cache, database_check: Any
+        self,
+        runners: RunnerState,
+        *,
+        encoder: InfoSource,
+        index: InfoSource,
+        cache: Cache,
+        database_check: Callable[[], Awaitable[dict[str, Any]]],
+        schema_check: Callable[[], Awaitable[tuple[bool, str]]],
     ) -> None:
         self.runners = runners
+        self._schema_check = schema_check
         self._encoder = encoder
         self._index = index
         self._cache = cache
@@ -119,12 +128,16 @@ class Health:
 
     async def readiness(self) -> dict[str, Any]:
         database = await self._database_check()
+        schema_ok, schema = False, "the database is down"
+        if database["state"] == "up":
+            schema_ok, schema = await self._schema_check()
         checks = {
             "model_loaded": bool(self.runners.encoder),
             "index_loaded": bool(self.runners.index.get("loaded")),
             "database": database["state"] == "up",
+            "database_schema": schema_ok,
         }
-        return {"ready": all(checks.values()), "checks": checks}
+        return {"ready": all(checks.values()), "checks": checks, "database_schema": schema}
 
     async def status(self, *, cache_enabled: bool) -> dict[str, Any]:
         await self.refresh()

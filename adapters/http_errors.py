@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
+from fastapi.exceptions import RequestValidationError
+from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from domain.errors import DependencyDown, VitrineError
@@ -20,3 +23,19 @@ def unexpected_error_response(exc: BaseException) -> JSONResponse:
     """The last resort: still JSON, logged with its traceback."""
     log.exception("unexpected error", exc_info=exc)
     return JSONResponse({"error": "InternalError", "detail": "unexpected error; see the server log"}, status_code=500)
+
+
+async def operator_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    """The operator routes (FastAPI) answer bad input as the JSON API routes (BentoML) do: 400, with
+    `detail[].loc` naming the field (FastAPI's own default is a 422, and its `loc` starts with "query")."""
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    detail = [
+        {"type": error["type"], "loc": list(_field_path(error["loc"])), "msg": error["msg"]} for error in errors
+    ]
+    return JSONResponse({"error": f"{len(errors)} validation error for {request.url.path}", "detail": detail}, 400)
+
+
+def _field_path(loc: Sequence[str | int]) -> Sequence[str | int]:
+    """("query", "kind") -> ("kind",): where the field came from is the route's business, its name the client's."""
+    return loc[1:] if loc and loc[0] in ("query", "path", "body", "header", "cookie") else loc

@@ -20,6 +20,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from domain.errors import Unauthorized
+
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("vitrine_request_id", default=None)
 PROTECTED_PREFIX = "/api/v1/"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -124,12 +126,12 @@ def _protected(path: str, method: str) -> bool:
 
 
 async def _unauthorized(send: Send, *, missing: bool) -> None:
-    detail = "missing X-API-Key header" if missing else "invalid API key"
-    body = json.dumps({"error": "Unauthorized", "detail": detail, "field": "X-API-Key"}).encode()
+    refusal = Unauthorized("missing X-API-Key header" if missing else "invalid API key", field="X-API-Key")
+    body = json.dumps(refusal.to_body()).encode()
     await send(
         {
             "type": "http.response.start",
-            "status": 401,
+            "status": refusal.status_code,
             "headers": [(b"content-type", b"application/json"), (b"www-authenticate", b"ApiKey")],
         }
     )

@@ -9,7 +9,7 @@ process, add up in the one `/metrics` endpoint and in the operator endpoints tha
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -64,7 +64,7 @@ def observe_stage(stage: str, seconds: float) -> None:
 _extremes: dict[tuple[int, str], float] = {}
 
 
-def _extreme(gauge: Gauge, stage: str, seconds: float, pick: type[max] | type[min]) -> None:
+def _extreme(gauge: Gauge, stage: str, seconds: float, pick: Callable[[float, float], float]) -> None:
     key = (id(gauge), stage)
     current = _extremes.get(key)
     best = seconds if current is None else pick(current, seconds)

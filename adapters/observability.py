@@ -95,7 +95,9 @@ class Observability:
         await self.cache.guarded("slow_log", push, None)
 
     async def slow_queries(self, *, limit: int) -> dict[str, Any]:
-        raw = await self.cache.guarded("slow_log", lambda: self.cache.client.lrange(SLOW_LOG_KEY, 0, limit - 1), [])
+        nothing: list[bytes | str] = []
+        newest = lambda: self.cache.client.lrange(SLOW_LOG_KEY, 0, limit - 1)  # noqa: E731
+        raw = await self.cache.guarded("slow_log", newest, nothing)
         return {"threshold_ms": self.slow_query_ms, "count": len(raw), "slow_queries": [json.loads(r) for r in raw]}
 
     # --- performance --------------------------------------------------------------------------------------

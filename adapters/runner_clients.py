@@ -69,7 +69,7 @@ class EncoderClient:
         except Exception as exc:
             raise DependencyDown("encoder", f"{type(exc).__name__}: {exc}") from exc
         self._observe("encode", time.perf_counter() - started)
-        vector = np.asarray(vectors, dtype=np.float32)[0]
+        vector: Vector = np.asarray(vectors, dtype=np.float32)[0]
         if key is not None and self._cache_enabled:
             await self._cache.set_bytes(key, vector.tobytes(), ttl=self._ttl)
         return vector
@@ -89,7 +89,8 @@ class EncoderClient:
             raise InvalidRequest(str(exc), field="image") from exc
         except Exception as exc:
             raise DependencyDown("encoder", f"{type(exc).__name__}: {exc}") from exc
-        return np.asarray(vectors, dtype=np.float32)[0]
+        vector: Vector = np.asarray(vectors, dtype=np.float32)[0]
+        return vector
 
 
 class IndexClient:

@@ -3,9 +3,11 @@
     vitrine db upgrade [--revision head]    migrate the configured database (DATABASE_URL, or the SQLite file)
     vitrine db current                      print the revision the database is at, and the code's head
 
-Migrations stay an explicit step: other commands and the service refuse to run on a database that is not at
-head and say so, rather than altering a production schema as a side effect. Heavy imports happen inside
-the commands, so `vitrine model ...` does not pay for SQLAlchemy and Alembic.
+Migrations stay an explicit step, never a side effect on a production schema: `catalog import` and
+`index build` refuse a database that is not at head and say so, and the service is not ready (/ready 503)
+while the database has no schema or is behind head (adapters/db/migrate.py; a database ahead of head, migrated
+by a newer release during a rolling update, keeps the old release ready). Heavy imports happen inside the
+commands, so `vitrine model ...` does not pay for SQLAlchemy and Alembic.
 """
 
 from __future__ import annotations

@@ -101,10 +101,11 @@ def list_models() -> None:
 def _save(importer: Callable[[], bentoml.Model]) -> None:
     with _import_errors():
         model = importer()
-    metadata = model.info.metadata
+    metadata = model.info.metadata  # runners/model_store.py writes these: str, str, int, bool
+    family, architecture, dim = (str(metadata[key]) for key in ("family", "architecture", "dim"))
     typer.echo(str(model.tag))
     Console(stderr=True).print(
-        f"saved {model.tag}: {metadata['family']} {metadata['architecture']}, {metadata['dim']}-d"
+        f"saved {model.tag}: {family} {architecture}, {dim}-d"
         f"{'' if metadata['has_image_tower'] else ', text only'}; it is now {model.tag.name}:latest"
     )
 

@@ -54,21 +54,8 @@ def with_category(filters: SearchFilters | None, category: str | None) -> Search
 
 
 def matches(row: Mapping[str, Any], filters: SearchFilters | None) -> bool:
-    """The index's filter semantics, applied to a catalog row (for lists that do not come from the index)."""
-    if filters is None:
-        return True
-    price = row.get("search_price")
-    if filters.min_price is not None and (price is None or float(price) < filters.min_price):
-        return False
-    if filters.max_price is not None and (price is None or float(price) > filters.max_price):
-        return False
-    if filters.in_stock is not None and bool(row.get("in_stock")) != filters.in_stock:
-        return False
-    for names, column in ((filters.brands, "brand_name"), (filters.categories, "category_name"),
-                          (filters.merchants, "merchant_name")):  # fmt: skip
-        if names is not None and row.get(column) not in names:
-            return False
-    return True
+    """The filters applied to a catalog row, for lists that do not come from the index (domain/filters.py)."""
+    return filters is None or filters.admits(row)
 
 
 @dataclass

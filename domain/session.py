@@ -87,7 +87,7 @@ class SessionState:
         ).encode()
 
     @classmethod
-    def loads(cls, raw: bytes | None) -> SessionState:
+    def loads(cls, raw: bytes | str | None) -> SessionState:
         if not raw:
             return cls()
         data = json.loads(raw)

@@ -14,7 +14,7 @@ how they are spread, not on what they mean. So:
                                                               around the real products the way a larger
                                                               catalog of similar items would
 
-Everything else is `vitrine index build`'s own code (commands/index.py, runners/vector_index.py): the same
+Everything else is `vitrine index build`'s own code (runners/index_build.py, runners/vector_index.py): the same
 page-at-a-time catalog scan, memory-mapped vector file, filter attributes, exact/HNSW threshold, versioned
 save and CURRENT pointer. The manifest's catalog fingerprint is salted with PADDING_SALT, so a later
 `vitrine index build --if-stale` sees this index as stale and replaces it with a fully encoded one, and this
@@ -34,9 +34,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from commands.index import Encoded, _Fingerprint, _model_tag, _progress, _VectorFile  # noqa: E402
+from commands.index import progress_bar  # noqa: E402
 from domain.product_text import product_document  # noqa: E402
 from domain.settings import Settings, get_settings  # noqa: E402
+from runners.index_build import CatalogFingerprint, Encoded, VectorFile, model_tag_to_load  # noqa: E402
 
 DEMO_FIRST_ID = 900_000_000  # domain/demo_catalog.py
 PADDING_SALT = "loadtest-padding-v1"
@@ -73,14 +74,13 @@ async def encode(settings: Settings, scratch: Path, model_tag: str) -> tuple[Enc
         expected = await count_active_products(engine)
         encoder = await asyncio.to_thread(load_encoder, device=settings.encoder_device)
         started = time.perf_counter()
-        store = _VectorFile(scratch / "vectors.npy", encoder.dim, capacity=expected + max(64, expected // 100))
+        store = VectorFile(scratch / "vectors.npy", encoder.dim, capacity=expected + max(64, expected // 100))
         result = Encoded(model_tag=encoder.model_tag, vectors=store.rows(0))
         result.images.skipped = "load-test index: text vectors only"
-        fingerprint = _Fingerprint(f"{model_tag}|{PADDING_SALT}")
+        fingerprint = CatalogFingerprint(f"{model_tag}|{PADDING_SALT}")
         real_rows: list[np.ndarray] = []
         model_seconds, real_count = 0.0, 0
-        with _progress() as progress:
-            task = progress.add_task("encoding (padding synthetic)", total=expected)
+        with progress_bar("encoding (padding synthetic)") as progress:
             async for page in iter_active_products(engine, batch_size=PAGE):
                 fingerprint.add(page)
                 vectors = np.empty((len(page), encoder.dim), dtype=np.float32)
@@ -98,7 +98,7 @@ async def encode(settings: Settings, scratch: Path, model_tag: str) -> tuple[Enc
                     vectors[padding] = padding_vectors([page[i].id for i in padding], anchors, encoder.dim)
                 store.write(len(result.ids), vectors)
                 result.add_rows(page)  # after their vectors: row i of both is product i
-                progress.update(task, completed=len(result.ids), total=max(expected, len(result.ids)))
+                progress(len(result.ids), max(expected, len(result.ids)))
         result.vectors = store.rows(len(result.ids))
         result.catalog_fingerprint = fingerprint.hexdigest()
         result.seconds = time.perf_counter() - started
@@ -118,7 +118,7 @@ async def is_current(settings: Settings, root: Path, model_tag: str) -> bool:
     manifest = read_manifest(root / version)
     if manifest.model_tag != model_tag:
         return False
-    fingerprint = _Fingerprint(f"{model_tag}|{PADDING_SALT}")
+    fingerprint = CatalogFingerprint(f"{model_tag}|{PADDING_SALT}")
     engine = create_engine(settings)
     try:
         async for page in iter_active_products(engine, batch_size=5000):
@@ -133,7 +133,7 @@ def main() -> int:
 
     settings = get_settings()
     root = settings.resolved_index_path
-    model_tag = _model_tag(settings)
+    model_tag = model_tag_to_load(settings)
     if asyncio.run(is_current(settings, root, model_tag)):
         print(f"index under {root} is current for {model_tag}; nothing to do")
         return 0

@@ -220,6 +220,8 @@ class OpenClipEncoder:
             pool_type, eos_id = holder.pool_type, getattr(holder, "eos_id", None)
         if getattr(holder, "attn_mask", None) is None or pool_type not in TRUNCATABLE_POOL_TYPES:
             return None, "", None
+        if pool_type == "eos" and eos_id is None:  # where it pools is unknown: cannot cut after it
+            return None, "", None
         return holder, pool_type, eos_id
 
     def _truncation_matches(self, probe: torch.Tensor, full: torch.Tensor) -> bool:
@@ -235,7 +237,8 @@ class OpenClipEncoder:
         if self._pool_type == "argmax":
             pooled = tokens.argmax(dim=-1)
         elif self._pool_type == "eos":
-            pooled = (tokens == self._eos_id).int().argmax(dim=-1)
+            assert self._eos_id is not None  # _text_layout leaves an "eos" tower without one uncut
+            pooled = tokens.eq(self._eos_id).int().argmax(dim=-1)
         else:  # "first"
             pooled = self._torch.zeros(1, dtype=self._torch.long)
         return tokens[:, : int(pooled.max()) + 1]
@@ -244,7 +247,8 @@ class OpenClipEncoder:
         tokens = tokens.to(self.device)
         with self._torch.inference_mode(), self._autocast():
             if full_context or self._text is None:
-                return self._model.encode_text(tokens)
+                features: torch.Tensor = self._model.encode_text(tokens)
+                return features
             return self._truncated_forward(tokens)
 
     def _truncated_forward(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -258,12 +262,15 @@ class OpenClipEncoder:
         x = tower.transformer(x, attn_mask=tower.attn_mask[:length, :length])
         x = tower.ln_final(x)
         x = text_global_pool(x, tokens, self._pool_type, eos_token_id=self._eos_id)
+        pooled: torch.Tensor = x
         projection = tower.text_projection
         if projection is None:
-            return x
+            return pooled
         if isinstance(projection, self._torch.nn.Linear):
-            return projection(x)
-        return x @ projection
+            projected: torch.Tensor = projection(pooled)
+            return projected
+        projected = pooled @ projection
+        return projected
 
     def _autocast(self) -> AbstractContextManager[Any]:
         if self.device == "cuda":
@@ -305,8 +312,11 @@ class MiniLMEncoder:
         self.device = device
         self._model = SentenceTransformer(str(model_dir), device=device, local_files_only=True)
         self._model.eval()
-        self.dim = int(self._model.get_embedding_dimension())
-        self.context_length = int(self._model.max_seq_length)  # longer texts are truncated
+        dim, context_length = self._model.get_embedding_dimension(), self._model.max_seq_length
+        if dim is None or context_length is None:
+            raise ValueError(f"{model_dir}: the model does not state its embedding size and maximum length")
+        self.dim = int(dim)
+        self.context_length = int(context_length)  # longer texts are truncated
 
     def encode_text(self, texts: list[str]) -> np.ndarray:
         if not texts:

@@ -156,7 +156,7 @@ def _register_config(architecture: str, config_file: Path | None) -> dict[str, A
             named = Path(folder) / f"{architecture}.json"
             named.write_text(json.dumps(config))
             open_clip.add_model_config(named)
-    model_cfg = open_clip.get_model_config(architecture)
+    model_cfg: dict[str, Any] | None = open_clip.get_model_config(architecture)
     if model_cfg is None:
         raise ValueError(f"open_clip does not know {architecture!r}; pass --config FILE with its model config")
     return model_cfg

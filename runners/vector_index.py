@@ -65,6 +65,7 @@ from domain.filters import SearchFilters
 
 Kind = Literal["flat", "hnsw"]
 CATEGORICAL_FIELDS = ("brand", "category", "merchant")
+CATALOG_COLUMNS = {"brand_name": "brand", "category_name": "category", "merchant_name": "merchant"}
 CURRENT_FILE = "CURRENT"
 FORMAT_VERSION = 1
 HNSW_M = 32
@@ -205,14 +206,10 @@ class ProductAttributes:
             found.append(_PriceCondition(self, filters.min_price, filters.max_price))
         if filters.in_stock is not None:
             found.append(_StockCondition(self, filters.in_stock))
-        for name, wanted in (
-            ("brand", filters.brands),
-            ("category", filters.categories),
-            ("merchant", filters.merchants),
-        ):
-            if wanted:  # an empty list constrains nothing, like None
-                known = sorted({self.code_of[name][v] for v in wanted if v in self.code_of[name]})
-                found.append(_CodeCondition(self, name, np.asarray(known, dtype=np.int32)))
+        for column, wanted in filters.names():  # an empty list constrains nothing (domain/filters.py)
+            name = CATALOG_COLUMNS[column]
+            known = sorted({self.code_of[name][v] for v in wanted if v in self.code_of[name]})
+            found.append(_CodeCondition(self, name, np.asarray(known, dtype=np.int32)))
         return found
 
     def postings(self, name: str, codes: np.ndarray) -> tuple[int, list[np.ndarray]]:
@@ -230,7 +227,9 @@ class ProductAttributes:
             folder / "attributes.npz",
             price=self.price,
             in_stock=self.in_stock,
-            **{name: self.codes[name] for name in CATEGORICAL_FIELDS},
+            brand=self.codes["brand"],  # CATEGORICAL_FIELDS, one keyword each
+            category=self.codes["category"],
+            merchant=self.codes["merchant"],
         )
         (folder / "vocab.json").write_text(json.dumps(self.vocab, ensure_ascii=False), encoding="utf-8")
 
@@ -274,7 +273,7 @@ class _PriceCondition(_Condition):
         return self._rows
 
     def test(self, rows: np.ndarray) -> np.ndarray:
-        price = self._attributes.price[rows]
+        price: np.ndarray = self._attributes.price[rows]
         return (price >= self._low) & (price <= self._high)
 
     def mask(self) -> np.ndarray:
@@ -293,7 +292,7 @@ class _StockCondition(_Condition):
         return np.flatnonzero(self.mask())
 
     def test(self, rows: np.ndarray) -> np.ndarray:
-        values = self._attributes.in_stock[rows]
+        values: np.ndarray = self._attributes.in_stock[rows]
         return values if self._wanted else ~values
 
     def mask(self) -> np.ndarray:
@@ -313,7 +312,8 @@ class _CodeCondition(_Condition):
         return np.concatenate(self._parts) if self._parts else np.empty(0, dtype=np.int64)
 
     def test(self, rows: np.ndarray) -> np.ndarray:
-        return self._lookup[self._column[rows]]
+        matching: np.ndarray = self._lookup[self._column[rows]]
+        return matching
 
     def mask(self) -> np.ndarray:
         if len(self._codes) <= 2:  # equality is faster than a table lookup over the whole column
@@ -321,7 +321,8 @@ class _CodeCondition(_Condition):
             for code in self._codes[1:]:
                 result |= self._column == code
             return result
-        return self._lookup[self._column]
+        matching: np.ndarray = self._lookup[self._column]
+        return matching
 
 
 @dataclass
@@ -352,7 +353,8 @@ class _Selection:
     def test(self, rows: np.ndarray) -> np.ndarray:
         """Which of `rows` match, without building the whole mask when it is not built yet."""
         if self.mask is not None:
-            return self.mask[rows]
+            matching: np.ndarray = self.mask[rows]
+            return matching
         if self.condition is not None:
             return self.condition.test(rows)
         assert self.rows is not None

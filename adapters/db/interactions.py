@@ -14,11 +14,10 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.db.failures import database_call
 from adapters.db.tables import user_interactions, user_profiles
-from domain.errors import DependencyDown
 from domain.interactions import InteractionType
 from domain.profile import StoredInteraction
 
@@ -30,7 +29,6 @@ RETURNED = (
     user_interactions.c.interaction_type,
     user_interactions.c.occurred_at,
 )
-DB_FAILURES = (OperationalError, DBAPIError, OSError, ConnectionError)
 
 
 def _insert_for(engine: AsyncEngine) -> Any:
@@ -72,7 +70,7 @@ class SqlInteractionLog:
         if event.event_id is not None:
             statement = statement.on_conflict_do_nothing(index_elements=["event_id"])
         statement = statement.returning(*RETURNED)
-        try:
+        with database_call():
             async with self.engine.begin() as conn:
                 inserted = (await conn.execute(statement)).mappings().first()
                 if inserted is not None:
@@ -81,8 +79,6 @@ class SqlInteractionLog:
                     await conn.execute(sa.select(*RETURNED).where(user_interactions.c.event_id == event.event_id))
                 ).mappings().one()
                 return dict(existing), False
-        except DB_FAILURES as exc:
-            raise DependencyDown("database", str(exc).splitlines()[0]) from exc
 
     async def purchased(self, user_id: int) -> set[int]:
         query = sa.select(user_interactions.c.product_id).where(
@@ -141,11 +137,9 @@ class SqlInteractionLog:
         statement = statement.on_conflict_do_update(
             index_elements=["user_id"], set_={k: v for k, v in values.items() if k != "user_id"}
         )
-        try:
+        with database_call():
             async with self.engine.begin() as conn:
                 await conn.execute(statement)
-        except DB_FAILURES as exc:
-            raise DependencyDown("database", str(exc).splitlines()[0]) from exc
 
     async def load_profile(self, user_id: int, *, model_tag: str) -> np.ndarray | None:
         query = sa.select(user_profiles.c.embedding, user_profiles.c.model_tag).where(
@@ -157,8 +151,6 @@ class SqlInteractionLog:
         return np.frombuffer(rows[0].embedding, dtype="<f4").astype(np.float32)
 
     async def _fetch(self, query: Any) -> list[sa.Row[Any]]:
-        try:
+        with database_call():
             async with self.engine.connect() as conn:
                 return list((await conn.execute(query)).all())
-        except DB_FAILURES as exc:
-            raise DependencyDown("database", str(exc).splitlines()[0]) from exc

@@ -33,11 +33,10 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from adapters.db.failures import database_call
 from adapters.db.tables import products
-from domain.errors import DependencyDown
 from domain.filters import SearchFilters
 from domain.lexical import KeywordHits, KeywordQuery, TermGroup, Vocabulary
 
@@ -102,11 +101,9 @@ class SqlKeywordSearch:
         if not query.admitting or k <= 0:
             return KeywordHits(ids=[], scores=[], total=0)
         build = self._postgres_statement if self._postgres else self._sqlite_statement
-        try:
+        with database_call():
             async with self._engine.connect() as connection:
                 rows = (await connection.execute(build(query, k=k, filters=filters))).all()
-        except (OperationalError, DBAPIError, OSError, ConnectionError) as exc:
-            raise DependencyDown("database", str(exc).splitlines()[0]) from exc
         return KeywordHits(
             ids=[int(row.id) for row in rows],
             scores=[float(row.score) for row in rows],
@@ -218,7 +215,7 @@ class SqlKeywordSearch:
             log.warning("keyword vocabulary refresh failed: %s", exc)
 
     async def _load(self) -> None:
-        try:
+        with database_call():
             async with self._engine.connect() as connection:
                 words = await (self._postgres_words(connection) if self._postgres else self._sqlite_words(connection))
                 colour_rows = (
@@ -231,8 +228,6 @@ class SqlKeywordSearch:
                 documents = await connection.scalar(
                     sa.select(sa.func.count()).select_from(products).where(products.c.is_active)
                 )
-        except (OperationalError, DBAPIError, OSError, ConnectionError) as exc:
-            raise DependencyDown("database", str(exc).splitlines()[0]) from exc
         colours = sorted({str(row.colour).strip() for row in colour_rows if str(row.colour).strip()})
         self._vocabulary = Vocabulary(words=words, colours=tuple(colours), documents=int(documents or 0))
         self._loaded_at = time.monotonic()
@@ -299,18 +294,15 @@ def _filter_sql(filters: SearchFilters | None) -> tuple[str, dict[str, Any]]:
         if filters.in_stock is not None:
             conditions.append("p.in_stock = :in_stock")
             params["in_stock"] = filters.in_stock
-        for name, column in (("brands", "brand_name"), ("categories", "category_name"), ("merchants", "merchant_name")):
-            values = getattr(filters, name)
-            if values is not None:
-                conditions.append(f"p.{column} IN :{name}" if values else "1 = 0")
-                if values:
-                    params[name] = list(values)
+        for column, values in filters.names():  # an empty list constrains nothing (domain/filters.py)
+            conditions.append(f"p.{column} IN :{column}")
+            params[column] = list(values)
     return " AND ".join(conditions), params
 
 
 def _text(sql: str, params: dict[str, Any]) -> sa.TextClause:
     """`sql` with its parameters bound; list values expand to one parameter each (IN)."""
-    binds = [
+    binds: list[sa.BindParameter[Any]] = [
         sa.bindparam(name, value, expanding=True) if isinstance(value, list) else sa.bindparam(name, value)
         for name, value in params.items()
     ]

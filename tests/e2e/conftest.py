@@ -9,14 +9,10 @@ model store, an index built by `vitrine index build`, and `bentoml serve service
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import shutil
-import signal
 import socket
 import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,41 +21,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-SHARED_DATA = REPO.parent / "shared" / "data"
-FASHION_FEED = SHARED_DATA / "fashion-product-images" / "awin-feed.csv"
-BIN = Path(sys.executable).parent
+from tests.e2e.support import API_KEY, FASHION_FEED, free_port, run_cli, serve, stop_process_group, wait_until
+
 PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
-API_KEY = "e2e-test-key-7f3a"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until(check, *, timeout: float, interval: float = 0.25, what: str = "condition"):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-            if result:
-                return result
-        except Exception as exc:  # the thing may not be up yet
-            last_error = exc
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {what} (last error: {last_error})")
-
-
-def run_cli(*args: str, env: dict[str, str], timeout: float = 600) -> str:
-    completed = subprocess.run(
-        [str(BIN / "vitrine"), *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout
-    )
-    if completed.returncode != 0:
-        raise RuntimeError(f"vitrine {' '.join(args)} failed:\n{completed.stdout}\n{completed.stderr}")
-    return completed.stdout
 
 
 async def _admin(sql: str) -> None:
@@ -168,59 +132,6 @@ class Stack:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def _serve(stack_env: dict[str, str], port: int, log_path: Path) -> subprocess.Popen[bytes]:
-    log = log_path.open("ab")
-    return subprocess.Popen(
-        [str(BIN / "bentoml"), "serve", "service:Vitrine", "--port", str(port), "--host", "127.0.0.1"],
-        cwd=REPO,
-        env=stack_env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # so the whole process group (API workers and runners) can be stopped together
-    )
-
-
-def stop_process_group(process: subprocess.Popen[bytes]) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=20)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        with_kill = getattr(os, "killpg", None)
-        if with_kill is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-
-
-@contextlib.contextmanager
-def embedded_stack(home: Path, env: dict[str, str]) -> Iterator[httpx.Client]:
-    """Serve an already prepared embedded stack (SQLite, in-process cache) from `home`; a client to it."""
-    port = free_port()
-    process = _serve(env, port, home / "serve.log")
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
-    try:
-        wait_until(lambda: client.get("/ready").status_code == 200, timeout=240, interval=1, what=f"{home} /ready")
-        yield client
-    finally:
-        client.close()
-        stop_process_group(process)
-        shutil.rmtree(home, ignore_errors=True)
-
-
-def embedded_env(home: Path) -> dict[str, str]:
-    """The environment of a private embedded-default stack: no DATABASE_URL, REDIS_URL or API keys."""
-    unset = {"DATABASE_URL", "REDIS_URL", "FAISS_INDEX_PATH", "API_REQUIRE_KEY", "API_KEYS"}
-    env = {key: value for key, value in os.environ.items() if key not in unset}
-    env.update(
-        {
-            "VITRINE_DATA_DIR": str(home / "var"),
-            "BENTOML_HOME": str(home / "bentoml"),
-            "HF_HUB_OFFLINE": "1",
-            "BENTOML_DO_NOT_TRACK": "True",
-        }
-    )
-    return env
-
-
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     if not FASHION_FEED.exists():
@@ -263,7 +174,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         index_path=home / "index",
         log_path=log_path,
     )
-    stack.process = _serve(env, port, log_path)
+    stack.process = serve("service:Vitrine", port=port, env=env, log_path=log_path)
     try:
         # Served before any index exists: /ready must say no (recorded for test_operator_endpoints), until
         # `vitrine index build` writes one and the index runner picks it up without a restart.

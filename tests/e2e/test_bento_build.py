@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.e2e.conftest import BIN, REPO
+from tests.e2e.support import BIN, REPO
 
 pytestmark = pytest.mark.e2e
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.e2e.conftest import embedded_env, embedded_stack, run_cli
+from tests.e2e.support import embedded_env, embedded_stack, run_cli
 
 pytestmark = pytest.mark.e2e
 

@@ -10,13 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,16 +27,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from runners.encoder_model import load_encoder
 from runners.model_store import import_open_clip
+from tests.e2e.support import free_port, log_tail, serve, stop_process_group, wait_until, write_tiny_clip
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
-REPO = Path(__file__).resolve().parents[2]
-BENTOML = Path(sys.executable).parent / "bentoml"
-TINY_CONFIG = {
-    "embed_dim": 32,
-    "vision_cfg": {"image_size": 32, "patch_size": 8, "width": 32, "layers": 1, "head_width": 16},
-    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
-}
 TEXTS = ["boots", "black leather ankle boots", "a red summer dress with white polka dots and short sleeves"]
 
 
@@ -53,49 +41,11 @@ class Served:
     reference: Any  # the same model loaded in process
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _import_tiny_model(home: Path) -> str:
     """Random weights for TINY_CONFIG, saved as a checkpoint and imported into the store at `home`."""
-    import open_clip
-    import torch
-
-    config = home / "tiny-clip.json"
-    config.write_text(json.dumps(TINY_CONFIG))
-    torch.manual_seed(0)
-    checkpoint = home / "tiny-clip.pt"
-    torch.save(open_clip.CLIP(**TINY_CONFIG).state_dict(), checkpoint)
+    config, checkpoint = write_tiny_clip(home)
     with BentoMLContainer.model_store.patch(ModelStore(home / "models")):
         return str(import_open_clip("tiny-clip", pretrained=str(checkpoint), config_file=config).tag)
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
-
-
-def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, *, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"bentoml serve exited with {process.returncode}:\n{log.read_text()[-4000:]}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    pytest.fail(f"encoder not ready after {timeout}s:\n{log.read_text()[-4000:]}")
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +53,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     home = tmp_path_factory.mktemp("bentoml-encoder")
     (home / "models").mkdir()
     tag = _import_tiny_model(home)
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "BENTOML_HOME": str(home),
@@ -117,23 +67,19 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         "ENCODER_MAX_LATENCY_MS": "5000",
     }
     log = home / "serve.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [str(BENTOML), "serve", "runners.encoder_service:TextImageEncoder", "--port", str(port)],
-            cwd=REPO,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group, so _stop ends the workers too
-        )
+    process = serve("runners.encoder_service:TextImageEncoder", port=port, env=env, log_path=log)
     try:
         url = f"http://127.0.0.1:{port}"
-        _wait_ready(url, process, log, timeout=120)
+        ready = lambda: httpx.get(f"{url}/readyz", timeout=2).status_code == 200  # noqa: E731
+        try:
+            wait_until(ready, timeout=120, interval=0.3, what="the encoder's /readyz", process=process)
+        except (TimeoutError, RuntimeError) as exc:
+            pytest.fail(f"{exc}:\n{log_tail(log)}")
         with BentoMLContainer.model_store.patch(ModelStore(home / "models")):
             reference = load_encoder(tag, device="cpu")
         yield Served(url=url, model_tag=tag, reference=reference)
     finally:
-        _stop(process)
+        stop_process_group(process)
 
 
 def _png(size: tuple[int, int], color: tuple[int, int, int]) -> Image.Image:

@@ -15,22 +15,15 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.e2e.conftest import FASHION_FEED, embedded_env, embedded_stack, run_cli
-from tests.e2e.test_encoder_service import TINY_CONFIG
+from tests.e2e.support import FASHION_FEED, embedded_env, embedded_stack, run_cli, write_tiny_clip
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
 def clip_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
-    import open_clip
-    import torch
-
     home = tmp_path_factory.mktemp("clip")
-    config, checkpoint = home / "tiny-clip.json", home / "tiny-clip.pt"
-    config.write_text(json.dumps(TINY_CONFIG))
-    torch.manual_seed(0)
-    torch.save(open_clip.CLIP(**TINY_CONFIG).state_dict(), checkpoint)
+    config, checkpoint = write_tiny_clip(home)
     # The index as a service of its own (INDEX_IN_PROCESS=false), so that topology is served end to end too;
     # the session stack (tests/e2e/conftest.py) runs the default, the index inside each API worker.
     env = {**embedded_env(home), "INDEX_IN_PROCESS": "false"}

@@ -9,9 +9,6 @@ while searches stream in, which it must swap to within the reload interval witho
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -19,39 +16,20 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 
 from domain.filters import SearchFilters
 from runners.index_service_api import IndexQuery
 from runners.vector_index import ProductAttributes, VectorIndex
+from tests.e2e.support import free_port, serve, stop_process_group, wait_until
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parents[2]
-BENTOML = Path(sys.executable).parent / "bentoml"
 RELOAD_INTERVAL_S = 1.0
 SIZE, DIM = 3000, 32
 FILTERS = SearchFilters(brands=["Brand 1", "Brand 2"], in_stock=True, max_price=70)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_until(check: Any, *, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            if result := check():
-                return result
-        except Exception as exc:  # not up yet
-            last = exc
-        time.sleep(0.2)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {what} (last error: {last})")
 
 
 def _synthetic_index(seed: int) -> VectorIndex:
@@ -82,7 +60,7 @@ def _field(result: Any, name: str) -> Any:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     root = tmp_path_factory.mktemp("index")
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "FAISS_INDEX_PATH": str(root),
@@ -90,37 +68,21 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
         "INDEX_MAX_LATENCY_MS": "2000",  # a shared CI box: shed nothing, this test counts failures
         "BENTOML_DO_NOT_TRACK": "True",
     }
-    log = open(root.parent / "serve.log", "w+b")  # noqa: SIM115 - closed below, after the process ends
-    process = subprocess.Popen(
-        [str(BENTOML), "serve", "runners.index_service:VectorIndexService", "--port", str(port), "--host", "127.0.0.1"],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    log = root.parent / "serve.log"
+    process = serve("runners.index_service:VectorIndexService", port=port, env=env, log_path=log)
     url = f"http://127.0.0.1:{port}"
     try:
-        import httpx
-
-        _wait_until(lambda: httpx.get(f"{url}/livez", timeout=2).status_code == 200, timeout=60, what="livez")
+        wait_until(lambda: httpx.get(f"{url}/livez", timeout=2).status_code == 200, timeout=60, what="livez")
         yield url, root
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.seek(0)
-        output = log.read().decode(errors="replace")
-        log.close()
+        stop_process_group(process)
+        output = log.read_text(errors="replace")
         if "Traceback" in output:
             print(output[-5000:])
 
 
 def test_not_ready_until_a_version_exists_then_search_vectors_info(served: tuple[str, Path]) -> None:
     import bentoml
-    import httpx
 
     url, root = served
     assert httpx.get(f"{url}/readyz", timeout=5).status_code == 503
@@ -130,7 +92,7 @@ def test_not_ready_until_a_version_exists_then_search_vectors_info(served: tuple
 
         index = _synthetic_index(seed=1)
         index.save(root)  # the watcher, not a restart, must pick it up
-        _wait_until(lambda: httpx.get(f"{url}/readyz", timeout=5).status_code == 200, timeout=15, what="ready")
+        wait_until(lambda: httpx.get(f"{url}/readyz", timeout=5).status_code == 200, timeout=15, what="ready")
         info = client.info()
         assert info["loaded"] is True
         assert {k: info[k] for k in ("version", "model_tag", "size", "dim", "kind")} == {
@@ -204,7 +166,7 @@ def test_a_new_version_is_swapped_in_while_searches_are_in_flight(served: tuple[
         new.save(root)
         saved_at = time.monotonic()
         with bentoml.SyncHTTPClient(url, server_ready_timeout=0) as client:
-            info = _wait_until(
+            info = wait_until(
                 lambda: (i := client.info())["version"] == new.version and i,
                 timeout=RELOAD_INTERVAL_S + 2.0 + 3.0,  # interval + load, plus slack for a loaded CI box
                 what="the new version",

@@ -12,7 +12,7 @@ import pytest
 
 from domain.interactions import InteractionType
 from domain.session import SessionState
-from tests.e2e.conftest import API_KEY, wait_until
+from tests.e2e.support import API_KEY, wait_until
 
 pytestmark = pytest.mark.e2e
 

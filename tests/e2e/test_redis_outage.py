@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from tests.e2e.conftest import wait_until
+from tests.e2e.support import wait_until
 
 pytestmark = pytest.mark.e2e
 

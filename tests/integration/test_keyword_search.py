@@ -32,6 +32,7 @@ from domain.filters import SearchFilters
 from domain.lexical import KeywordQuery, TermGroup
 from domain.query_understanding import understand
 from domain.settings import Settings
+from tests import filter_cases
 
 pytestmark = pytest.mark.integration
 
@@ -209,6 +210,30 @@ async def test_vocabulary_comes_from_the_index(keywords: SqlKeywordSearch) -> No
     assert vocabulary.words["tshirts"] >= 565 and "jacket" in vocabulary.words
     assert all(word.isalnum() and word == word.lower() for word in vocabulary.words)
     assert await keywords.vocabulary() is vocabulary  # cached
+
+
+
+async def test_the_filter_table(empty_url: str) -> None:
+    """The shared filter cases (tests/filter_cases.py), as the vector index and recommendations answer them."""
+    engine = create_engine(Settings(database_url=empty_url))
+    try:
+        records = []
+        for row in filter_cases.catalog():
+            values: dict[str, Any] = dict.fromkeys(FIELD_NAMES)
+            values.update(row, currency="GBP", is_active=True)
+            records.append(ProductRecord(**values))
+        async with engine.begin() as connection:
+            await repo.upsert_products(connection, records)
+        keywords = SqlKeywordSearch(engine)
+        query = KeywordQuery((TermGroup(("widget",)),))
+        answered = {}
+        for case in filter_cases.CASES:
+            filters = None if case.filters is None else SearchFilters.model_validate(case.filters)
+            hits = await keywords.search(query, k=100, filters=filters)
+            answered[case.name] = (set(hits.ids), hits.total)
+        assert answered == {case.name: (set(case.expected), len(case.expected)) for case in filter_cases.CASES}
+    finally:
+        await engine.dispose()
 
 
 # --- keeping in sync ----------------------------------------------------------------------------------------

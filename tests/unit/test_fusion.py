@@ -98,7 +98,7 @@ class FakeKeywords:
         self.queries.append((query, filters))
         scored = []
         for pid, row in self.rows.items():
-            if filters and filters.max_price is not None and self.prices[pid] > filters.max_price:
+            if filters and not filters.admits(row):
                 continue
             words = row["product_name"].lower().split()
             if not any(form in words for group in query.admitting for form in group.forms):
@@ -117,7 +117,7 @@ def hybrid_pipeline(**overrides):
     vectors, prices, rows = catalog_rows(60)
     for pid in (7, 8, 9):
         rows[pid] = {**rows[pid], "product_name": f"Red Jacket {pid}"}
-    index, catalog, cache, encoder = FakeIndex(vectors, prices), FakeCatalog(rows), FakeCache(), FakeEncoder()
+    index, catalog, cache, encoder = FakeIndex(vectors, rows), FakeCatalog(rows), FakeCache(), FakeEncoder()
     keywords = FakeKeywords(rows, prices)
     pipeline = SearchPipeline(
         encoder=encoder,
@@ -214,8 +214,8 @@ async def test_keyword_mode_with_unknown_words_says_so():
 
 
 async def test_without_a_keyword_leg_search_is_vector_only():
-    vectors, prices, rows = catalog_rows(20)
-    index = FakeIndex(vectors, prices)
+    vectors, _prices, rows = catalog_rows(20)
+    index = FakeIndex(vectors, rows)
     pipeline = SearchPipeline(
         encoder=FakeEncoder(),
         index=index,

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import pytest
 
+from domain import cache_keys
 from domain.api_models import SearchRequest
 from domain.filters import SearchFilters
-from domain.search import SearchPipeline
+from domain.search import NO_RESULTS, SearchPipeline
 from tests.unit.fakes import FakeCache, FakeCatalog, FakeEncoder, FakeIndex, catalog_rows
 
 
 def make_pipeline(count: int = 200, **overrides):
-    vectors, prices, rows = catalog_rows(count)
-    index, catalog, cache, encoder = FakeIndex(vectors, prices), FakeCatalog(rows), FakeCache(), FakeEncoder()
+    vectors, _prices, rows = catalog_rows(count)
+    index, catalog, cache, encoder = FakeIndex(vectors, rows), FakeCatalog(rows), FakeCache(), FakeEncoder()
     pipeline = SearchPipeline(
         encoder=encoder,
         index=index,
@@ -82,14 +83,17 @@ async def test_a_new_index_version_means_new_cache_keys():
     index.version = "v2"
     again = await pipeline.search(SearchRequest(query="jeans"))
     assert again.cached is False
-    assert len(cache.values) == 2 and all(":v2:" in key or ":v1:" in key for key in cache.values)
+    digest = cache_keys.search_results(
+        model="model:1", index="v1", mode="vector", query="jeans", filters="", limit=20, offset=0
+    ).rsplit(":", 1)[1]
+    assert sorted(cache.values) == [f"vitrine:search:model:1:{version}:{digest}" for version in ("v1", "v2")]
 
 
 async def test_empty_result_says_so():
     pipeline, *_ = make_pipeline(cache_enabled=False)
     response = await pipeline.search(SearchRequest(query="x", filters=SearchFilters(min_price=5000)))
     assert response.results == [] and response.total == 0
-    assert response.message
+    assert response.message == NO_RESULTS == "No products match this search."
 
 
 @pytest.mark.parametrize("bad", [{"query": ""}, {"query": "a", "limit": 0}, {"query": "a", "offset": 1001}])

@@ -24,6 +24,7 @@ from runners.vector_index import (
     prune_versions,
     set_current,
 )
+from tests import filter_cases
 
 N, DIM, K = 20_000, 64, 10
 BASE_ID = 40_026_645_008  # real product ids exceed int32
@@ -388,3 +389,35 @@ def test_each_save_is_a_new_current_version(tmp_path: Path, flat: VectorIndex, h
     set_current(tmp_path, second)
     assert prune_versions(tmp_path, keep=1) == [first]  # the newest and CURRENT stay
     assert list_versions(tmp_path) == [second, third]
+
+
+# --- the shared table of filter cases (tests/filter_cases.py) -----------------------------------------------
+
+
+@pytest.fixture(scope="module", params=["flat", "hnsw"])
+def table_index(request: pytest.FixtureRequest) -> VectorIndex:
+    rows = filter_cases.catalog()
+    vectors = np.random.default_rng(7).standard_normal((len(rows), 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    attributes = ProductAttributes.from_values(
+        price=[float(row["search_price"]) for row in rows],
+        in_stock=[row["in_stock"] for row in rows],
+        brand=[row["brand_name"] for row in rows],
+        category=[row["category_name"] for row in rows],
+        merchant=[row["merchant_name"] for row in rows],
+    )
+    threshold = 1 if request.param == "hnsw" else len(rows) + 1
+    ids = [row["id"] for row in rows]
+    index = VectorIndex.build(ids, vectors, attributes, exact_threshold=threshold, model_tag="t")
+    assert index.kind == request.param
+    return index
+
+
+@pytest.mark.parametrize("case", filter_cases.CASES, ids=str)
+def test_the_filter_table(case: filter_cases.FilterCase, table_index: VectorIndex) -> None:
+    filters = None if case.filters is None else SearchFilters.model_validate(case.filters)
+    query = np.ones(table_index.dim, dtype=np.float32)
+    hits = table_index.search(query, k=len(filter_cases.ALL), filters=filters)
+    assert (set(hits.ids.tolist()), hits.total) == (case.expected, len(case.expected))
+    [batched] = table_index.search_batch(query.reshape(1, -1), k=len(filter_cases.ALL), filters=[filters])
+    assert set(batched.ids.tolist()) == case.expected
