@@ -521,7 +521,7 @@ class VectorIndex:
         if any(each < 1 for each in ks):
             raise ValueError("k must be at least 1")
         results: list[SearchHits | None] = [None] * count
-        plain = [i for i in range(count) if wanted[i] is None or wanted[i].is_empty]  # type: ignore[union-attr]
+        plain = [i for i, each in enumerate(wanted) if each is None or each.is_empty]
         if plain:
             deepest = max(ks[i] for i in plain)
             for i, hits in zip(plain, self._unfiltered(q[plain], deepest), strict=True):
