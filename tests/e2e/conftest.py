@@ -4,6 +4,10 @@ It is the real thing: its own PostgreSQL database (on the machine's server) load
 from ../shared/data, a Redis server of its own (a real redis-server on a spare port, so a test can stop and
 restart it without touching the machine's Redis), the offline MiniLM model imported into a private BentoML
 model store, an index built by `vitrine index build`, and `bentoml serve service:Vitrine` with two API workers.
+
+With VITRINE_E2E_TOPOLOGY=split (`make test-split`) the same stack is served as the Kubernetes pods run it:
+`vitrine topology split` (commands/topology.py), every service its own server on a TCP port, two index and
+two API replicas behind round-robin balancers.
 """
 
 from __future__ import annotations
@@ -168,10 +172,18 @@ class Stack:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def _serve(stack_env: dict[str, str], port: int, log_path: Path) -> subprocess.Popen[bytes]:
+SPLIT = os.environ.get("VITRINE_E2E_TOPOLOGY") == "split"
+
+
+def _serve(
+    stack_env: dict[str, str], port: int, log_path: Path, *, split: bool = False
+) -> subprocess.Popen[bytes]:
     log = log_path.open("ab")
+    command = [str(BIN / "bentoml"), "serve", "service:Vitrine", "--port", str(port), "--host", "127.0.0.1"]
+    if split:  # every service its own server; logs and topology.json beside serve.log
+        command = [str(BIN / "vitrine"), "topology", "split", "--port", str(port), "--run-dir", str(log_path.parent)]
     return subprocess.Popen(
-        [str(BIN / "bentoml"), "serve", "service:Vitrine", "--port", str(port), "--host", "127.0.0.1"],
+        command,
         cwd=REPO,
         env=stack_env,
         stdout=log,
@@ -263,7 +275,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         index_path=home / "index",
         log_path=log_path,
     )
-    stack.process = _serve(env, port, log_path)
+    stack.process = _serve(env, port, log_path, split=SPLIT)
     try:
         # Served before any index exists: /ready must say no (recorded for test_operator_endpoints), until
         # `vitrine index build` writes one and the index runner picks it up without a restart.

@@ -1,0 +1,71 @@
+"""The bulk endpoints' wiring: the ordinary pipelines, with encoder and index calls gathered per batch.
+
+For each bulk request, copies of the search and recommend pipelines are made whose encoder and index are
+Coalescers (adapters/coalesce.py) over EncoderClient.encode_texts and IndexClient.search_many: the items run
+concurrently, and their runner asks leave as one call each (a few more when an item needs a second round,
+e.g. a page backfilled past inactive products). Everything else (cache, catalog, database) is shared.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from adapters.coalesce import Coalescer
+from adapters.runner_clients import EncoderClient, IndexClient
+from domain.filters import SearchFilters
+from domain.ports import IndexHits, Vector
+from domain.recommend import RecommendPipeline
+from domain.search import SearchPipeline
+
+
+class GatheredEncoder:
+    """The Encoder protocol, with text queries gathered into one runner call."""
+
+    def __init__(self, client: EncoderClient) -> None:
+        self._client = client
+        self.texts: Coalescer[str, Vector] = Coalescer(client.encode_texts)  # type: ignore[arg-type]
+
+    async def encode_text(self, text: str) -> Vector:
+        return await self.texts(text)
+
+    async def encode_image(self, image: Any) -> Vector:
+        return await self._client.encode_image(image)
+
+
+class GatheredIndex:
+    """The VectorSearcher protocol, with searches gathered into one runner call."""
+
+    def __init__(self, client: IndexClient) -> None:
+        self.searches: Coalescer[tuple[Vector, int, SearchFilters | None], IndexHits] = Coalescer(
+            client.search_many  # type: ignore[arg-type]
+        )
+
+    async def search(self, vector: Vector, *, k: int, filters: SearchFilters | None) -> IndexHits:
+        return await self.searches((vector, k, filters))
+
+
+@dataclasses.dataclass
+class BulkRun:
+    """One bulk request's pipelines; `runner_calls` says how many encoder and index calls it made."""
+
+    encoder: GatheredEncoder
+    index: GatheredIndex
+    search: SearchPipeline
+    recommend: RecommendPipeline
+
+    @property
+    def runner_calls(self) -> dict[str, int]:
+        return {"encoder": self.encoder.texts.batches_sent, "index": self.index.searches.batches_sent}
+
+
+def bulk_run(
+    search: SearchPipeline, recommend: RecommendPipeline, *, encoder: EncoderClient, index: IndexClient
+) -> BulkRun:
+    gathered_encoder, gathered_index = GatheredEncoder(encoder), GatheredIndex(index)
+    return BulkRun(
+        encoder=gathered_encoder,
+        index=gathered_index,
+        search=dataclasses.replace(search, encoder=gathered_encoder, index=gathered_index),
+        recommend=dataclasses.replace(recommend, encoder=gathered_encoder, index=gathered_index),
+    )
