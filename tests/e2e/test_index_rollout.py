@@ -34,14 +34,18 @@ QUERIES = ["black ankle boots", "floral summer dress", "mens running shoes", "le
 PAGES = [(query, offset) for query in QUERIES for offset in (0, 10)]
 
 
-def _page(client: httpx.Client, query: str, offset: int, limit: int = 10) -> tuple[int, tuple[int, ...], float]:
+Page = tuple[int, tuple[int, ...], str | None, float]  # status code, product ids, index_version, seconds
+
+
+def _page(client: httpx.Client, query: str, offset: int, limit: int = 10) -> Page:
     started = time.perf_counter()
     body = {"query": query, "mode": "vector", "limit": limit, "offset": offset}
     response = client.post("/api/v1/search", json=body)
     elapsed = time.perf_counter() - started
     if response.status_code != 200:
-        return response.status_code, (), elapsed
-    return 200, tuple(r["product_id"] for r in response.json()["results"]), elapsed
+        return response.status_code, (), None, elapsed
+    answer = response.json()
+    return 200, tuple(r["product_id"] for r in answer["results"]), answer["index_version"], elapsed
 
 
 def _replica_version(url: str) -> str | None:
@@ -77,8 +81,7 @@ class Load:
     def __init__(self, api_urls: list[str], threads_per_api: int = 2) -> None:
         self.api_urls = api_urls
         self.threads_per_api = threads_per_api
-        # (sent at, api url, page number, status code, product ids, seconds)
-        self.records: list[tuple[float, str, int, int, tuple[int, ...], float]] = []
+        self.records: list[tuple[float, int, Page]] = []  # (sent at, page number, the answer)
         self.fresh: list[tuple[int, float]] = []
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -90,8 +93,7 @@ class Load:
             while not self._stop.is_set():
                 i = turn % len(PAGES)
                 sent = time.monotonic()
-                code, ids, elapsed = _page(client, *PAGES[i])
-                self.records.append((sent, url, i, code, ids, elapsed))
+                self.records.append((sent, i, _page(client, *PAGES[i])))
                 fresh = client.post(
                     "/api/v1/search", json={"query": f"shirt {uuid.uuid4().hex[:8]}", "mode": "vector", "limit": 5}
                 )
@@ -123,6 +125,7 @@ def test_rollout_and_rollback_reach_every_replica_without_failures_or_mixed_page
     # exact at this catalog size, and the new version is the same vectors less `dropped`).
     with httpx.Client(base_url=apis[0], timeout=30, headers={"X-API-Key": API_KEY}) as client:
         deep = {query: _page(client, query, 0, limit=40)[1] for query in QUERIES}
+    v2 = ""
     assert all(len(ranking) == 40 for ranking in deep.values())
     dropped = {pid for ranking in deep.values() for pid in ranking[:3]}
     expected = {
@@ -140,7 +143,7 @@ def test_rollout_and_rollback_reach_every_replica_without_failures_or_mixed_page
         time.sleep(3)
         for phase in ("rollout", "rollback"):
             if phase == "rollout":
-                target = _version_without(stack.index_path, dropped)  # written, then CURRENT moved to it
+                target = v2 = _version_without(stack.index_path, dropped)  # written, then CURRENT moved to it
             else:
                 target = v1
                 set_current(stack.index_path, v1)
@@ -157,12 +160,14 @@ def test_rollout_and_rollback_reach_every_replica_without_failures_or_mixed_page
     finally:
         load.stop()
 
-    codes = Counter(code for _, _, _, code, _, _ in load.records) + Counter(code for code, _ in load.fresh)
+    codes = Counter(page[0] for _, _, page in load.records) + Counter(code for code, _ in load.fresh)
     assert set(codes) == {200}, f"failed requests during the rollout: {codes}"
     seen: Counter[str] = Counter()
-    for at, _, i, _, ids, _ in load.records:
+    names = {v1: "v1", v2: "v2"}
+    for at, i, (_, ids, reported, _) in load.records:
         version = next((name for name, page in expected[i].items() if page == ids), None)
         assert version is not None, f"page {PAGES[i]} matches neither version: {ids} vs {expected[i]}"
+        assert names.get(reported or "") == version, (PAGES[i], reported, version)  # it says which it is
         seen[version] += 1
         # Two seconds after both replicas hold a version, every page comes from it (cache keys carry the version).
         if converged["rollout"][0] + 2 < at < converged["rollout"][0] + 5:
@@ -170,7 +175,7 @@ def test_rollout_and_rollback_reach_every_replica_without_failures_or_mixed_page
         if at > converged["rollback"][0] + 2:
             assert version == "v1", (PAGES[i], at - converged["rollback"][0])
     assert seen["v1"] and seen["v2"], seen  # the load ran across both versions
-    latencies = sorted([s for *_, s in load.records] + [s for _, s in load.fresh])
+    latencies = sorted([page[3] for _, _, page in load.records] + [s for _, s in load.fresh])
     print(
         f"\nrollout figures: {len(latencies)} requests, 0 failed, tracked pages by version {dict(seen)}, "
         f"p50 {np.percentile(latencies, 50) * 1e3:.0f} ms, p95 {np.percentile(latencies, 95) * 1e3:.0f} ms; "
