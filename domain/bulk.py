@@ -28,6 +28,9 @@ from domain.feedback import validation_error_body
 
 MAX_SEARCHES = 100
 MAX_RECOMMENDATIONS = 500
+# Items in flight at once: bounds the Redis connections and database pool waits one batch takes. A batch of up
+# to this many items leaves as one runner call per kind; a 500-request batch as about five.
+IN_FLIGHT = 100
 
 Request = TypeVar("Request", bound=BaseModel)
 Answer = TypeVar("Answer", bound=BaseModel)
@@ -81,9 +84,10 @@ async def run_items(
     parse: Callable[[dict[str, Any]], Request],
     answer: Callable[[Request], Awaitable[Answer]],
 ) -> list[tuple[int, Answer | None, dict[str, Any] | None]]:
-    """Each raw item parsed and answered, concurrently; (status_code, result, error) per item, in order.
+    """Each raw item parsed and answered, IN_FLIGHT at a time; (status_code, result, error) per item, in order.
 
     Raises the first DependencyDown: the batch as a whole is then a 503 the client retries."""
+    gate = asyncio.Semaphore(IN_FLIGHT)
 
     async def one(raw: dict[str, Any]) -> _Outcome[Answer]:
         try:
@@ -91,7 +95,8 @@ async def run_items(
         except ValidationError as exc:
             return _Outcome(400, error=validation_error_body(exc))
         try:
-            return _Outcome(200, result=await answer(request))
+            async with gate:
+                return _Outcome(200, result=await answer(request))
         except DependencyDown as exc:
             return _Outcome(exc.status_code, down=exc)
         except VitrineError as exc:

@@ -117,3 +117,20 @@ async def test_other_errors_stay_with_their_item():
 
     answer = await bulk.search_batch(bulk.SearchBatchRequest(queries=[{"query": "bad"}, {"query": "ok"}]), refuse)
     assert [item.status_code for item in answer.results] == [400, 200]
+
+
+async def test_items_in_flight_are_bounded(monkeypatch):
+    monkeypatch.setattr(bulk, "IN_FLIGHT", 3)
+    running, peak = 0, 0
+
+    async def slow(request: SearchRequest):  # type: ignore[no-untyped-def]
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.01)
+        running -= 1
+        return await make_pipeline(count=20)[0].search(request)
+
+    raw = [{"query": f"q{n}"} for n in range(10)]
+    answer = await bulk.search_batch(bulk.SearchBatchRequest(queries=raw), slow)
+    assert [item.status_code for item in answer.results] == [200] * 10 and peak == 3
