@@ -143,7 +143,7 @@ class Vitrine:
     @bentoml.api(route="/api/v1/search/batch")
     async def search_batch(self, batch: bulk.SearchBatchRequest, /) -> bulk.SearchBatchResponse:
         """Up to 100 searches, a result per query in order; their encoder and index work goes as one call each."""
-        return await self._answer("search_batch", bulk.search_batch(batch, self._bulk().search.search))
+        return await self._answer("search_batch", self._bulk().search_batch(batch))
 
     def _bulk(self) -> BulkRun:
         c = self.components
@@ -159,7 +159,7 @@ class Vitrine:
     @bentoml.api(route="/api/v1/recommend/batch")
     async def recommend_batch(self, batch: bulk.RecommendBatchRequest, /) -> bulk.RecommendBatchResponse:
         """Up to 500 recommendations, a result per request in order; one bad request does not sink the others."""
-        return await self._answer("recommend_batch", bulk.recommend_batch(batch, self._bulk().recommend.recommend))
+        return await self._answer("recommend_batch", self._bulk().recommend_batch(batch))
 
     @bentoml.api(route="/api/v1/feedback")
     async def feedback(self, event: FeedbackRequest, /) -> FeedbackAnswer:

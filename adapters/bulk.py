@@ -11,12 +11,20 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from prometheus_client import Counter
+
 from adapters.coalesce import Coalescer
 from adapters.runner_clients import EncoderClient, IndexClient
+from domain import bulk
 from domain.filters import SearchFilters
 from domain.ports import IndexHits, Vector
 from domain.recommend import RecommendPipeline
 from domain.search import SearchPipeline
+
+BULK_ITEMS = Counter("vitrine_bulk_items", "Items received by the bulk endpoints.", ["endpoint"])
+BULK_RUNNER_CALLS = Counter(
+    "vitrine_bulk_runner_calls", "Calls the bulk endpoints made to a runner (one per gathered batch).", ["runner"]
+)
 
 
 class GatheredEncoder:
@@ -57,6 +65,23 @@ class BulkRun:
     @property
     def runner_calls(self) -> dict[str, int]:
         return {"encoder": self.encoder.texts.batches_sent, "index": self.index.searches.batches_sent}
+
+    async def search_batch(self, batch: bulk.SearchBatchRequest) -> bulk.SearchBatchResponse:
+        try:
+            return await bulk.search_batch(batch, self.search.search)
+        finally:
+            self._count("search_batch", len(batch.queries))
+
+    async def recommend_batch(self, batch: bulk.RecommendBatchRequest) -> bulk.RecommendBatchResponse:
+        try:
+            return await bulk.recommend_batch(batch, self.recommend.recommend)
+        finally:
+            self._count("recommend_batch", len(batch.requests))
+
+    def _count(self, endpoint: str, items: int) -> None:
+        BULK_ITEMS.labels(endpoint=endpoint).inc(items)
+        for runner, calls in self.runner_calls.items():
+            BULK_RUNNER_CALLS.labels(runner=runner).inc(calls)
 
 
 def bulk_run(

@@ -14,18 +14,17 @@ pytestmark = pytest.mark.e2e
 QUERIES = ["black leather boots", "linen summer dress", "running shoes", "denim jacket", "silk scarf"]
 
 
-def _runner_metrics(stack, service: str) -> str:  # type: ignore[no-untyped-def]
-    """The /metrics text of the encoder ("encoder") or of every index replica ("index")."""
+def _api_metrics(stack) -> str:  # type: ignore[no-untyped-def]
+    """/metrics of every API process (in the split topology each API replica reports only its own)."""
     topology = stack.log_path.parent / "topology.json"
-    if not topology.exists():  # `bentoml serve`: one Prometheus directory, so the API's /metrics has it all
+    if not topology.exists():  # `bentoml serve`: one Prometheus directory for every process
         return str(stack.metrics())
-    urls = json.loads(topology.read_text())
-    wanted = [url for name, url in urls.items() if name == service or name.startswith(f"{service}-")]
-    return "\n".join(httpx.get(f"{url}/metrics", timeout=10).text for url in wanted)
+    urls = [url for name, url in json.loads(topology.read_text()).items() if name.startswith("api-")]
+    return "\n".join(httpx.get(f"{url}/metrics", timeout=10).text for url in urls)
 
 
-def _calls(metrics: str, endpoint: str) -> float:
-    pattern = re.compile(r'^bentoml_service_request_total\{[^}]*endpoint="' + re.escape(endpoint) + r'"[^}]*\} (\S+)$')
+def _counter(metrics: str, name: str, label: str) -> float:
+    pattern = re.compile(r"^" + name + r"_total\{[^}]*" + re.escape(label) + r"[^}]*\} (\S+)$")
     return sum(float(m.group(1)) for line in metrics.splitlines() if (m := pattern.match(line)))
 
 
@@ -74,16 +73,19 @@ def test_batch_envelope_limits_are_a_400_naming_the_field(stack):
 def test_search_batch_sends_one_encoder_and_one_index_call(stack):
     # Fresh words, so neither the result cache nor the query-vector cache can answer.
     queries = [{"query": f"{word} {uuid.uuid4().hex[:6]}", "mode": "vector", "limit": 3} for word in QUERIES * 4]
-    encoder_before = _calls(_runner_metrics(stack, "encoder"), "/encode_text")
-    index_before = _calls(_runner_metrics(stack, "index"), "/search")
+    before = _api_metrics(stack)
     response = stack.post("/api/v1/search/batch", {"queries": queries})
     assert response.status_code == 200, response.text
     assert [item["status_code"] for item in response.json()["results"]] == [200] * len(queries)
-    encoder_calls = _calls(_runner_metrics(stack, "encoder"), "/encode_text") - encoder_before
-    index_calls = _calls(_runner_metrics(stack, "index"), "/search") - index_before
-    # 20 queries through the single endpoint would be 20 of each; background cache warming may add one
-    assert 1 <= encoder_calls <= 2, encoder_calls
-    assert 1 <= index_calls <= 2, index_calls
+    after = _api_metrics(stack)
+    calls = {
+        runner: _counter(after, "vitrine_bulk_runner_calls", f'runner="{runner}"')
+        - _counter(before, "vitrine_bulk_runner_calls", f'runner="{runner}"')
+        for runner in ("encoder", "index")
+    }
+    assert calls == {"encoder": 1, "index": 1}  # 20 queries through the single endpoint: 20 of each
+    items = _counter(after, "vitrine_bulk_items", 'endpoint="search_batch"')
+    assert items - _counter(before, "vitrine_bulk_items", 'endpoint="search_batch"') == len(queries)
 
 
 def test_recommend_batch_answers_each_request_in_order(stack):
