@@ -142,12 +142,19 @@ class Vitrine:
 
     @bentoml.api(route="/api/v1/search/batch")
     async def search_batch(self, batch: bulk.SearchBatchRequest, /) -> bulk.SearchBatchResponse:
-        """Up to 100 searches, a result per query in order; their encoder and index work goes as one call each."""
+        """Up to 100 searches, a result per query in order; their encoder and index work goes in runner batches."""
         return await self._answer("search_batch", self._bulk().search_batch(batch))
 
     def _bulk(self) -> BulkRun:
-        c = self.components
-        return bulk_run(c.search, c.recommend, encoder=c.encoder, index=c.index)
+        c, limits = self.components, self.components.settings
+        return bulk_run(
+            c.search,
+            c.recommend,
+            encoder=c.encoder,
+            index=c.index,
+            encoder_batch=limits.encoder_max_batch_size,
+            index_batch=limits.index_max_batch_size,
+        )
 
     # --- personalization ----------------------------------------------------------------------------------
     @bentoml.api(route="/api/v1/recommend")

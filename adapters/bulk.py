@@ -2,8 +2,10 @@
 
 For each bulk request, copies of the search and recommend pipelines are made whose encoder and index are
 Coalescers (adapters/coalesce.py) over EncoderClient.encode_texts and IndexClient.search_many: the items run
-concurrently, and their runner asks leave as one call each (a few more when an item needs a second round,
-e.g. a page backfilled past inactive products). Everything else (cache, catalog, database) is shared.
+concurrently, and their runner asks leave as one call per runner batch (ENCODER_MAX_BATCH_SIZE texts,
+INDEX_MAX_BATCH_SIZE queries; a few more when an item needs a second round, e.g. a page backfilled past
+inactive products), where N single requests would make N calls. Everything else (cache, catalog, database)
+is shared.
 """
 
 from __future__ import annotations
@@ -30,9 +32,9 @@ BULK_RUNNER_CALLS = Counter(
 class GatheredEncoder:
     """The Encoder protocol, with text queries gathered into one runner call."""
 
-    def __init__(self, client: EncoderClient) -> None:
+    def __init__(self, client: EncoderClient, *, max_batch: int) -> None:
         self._client = client
-        self.texts: Coalescer[str, Vector] = Coalescer(client.encode_texts)  # type: ignore[arg-type]
+        self.texts: Coalescer[str, Vector] = Coalescer(client.encode_texts, max_batch=max_batch)  # type: ignore[arg-type]
 
     async def encode_text(self, text: str) -> Vector:
         return await self.texts(text)
@@ -44,9 +46,10 @@ class GatheredEncoder:
 class GatheredIndex:
     """The VectorSearcher protocol, with searches gathered into one runner call."""
 
-    def __init__(self, client: IndexClient) -> None:
+    def __init__(self, client: IndexClient, *, max_batch: int) -> None:
         self.searches: Coalescer[tuple[Vector, int, SearchFilters | None], IndexHits] = Coalescer(
-            client.search_many  # type: ignore[arg-type]
+            client.search_many,  # type: ignore[arg-type]
+            max_batch=max_batch,
         )
 
     async def search(self, vector: Vector, *, k: int, filters: SearchFilters | None) -> IndexHits:
@@ -85,9 +88,18 @@ class BulkRun:
 
 
 def bulk_run(
-    search: SearchPipeline, recommend: RecommendPipeline, *, encoder: EncoderClient, index: IndexClient
+    search: SearchPipeline,
+    recommend: RecommendPipeline,
+    *,
+    encoder: EncoderClient,
+    index: IndexClient,
+    encoder_batch: int,
+    index_batch: int,
 ) -> BulkRun:
-    gathered_encoder, gathered_index = GatheredEncoder(encoder), GatheredIndex(index)
+    """Pipelines for one bulk request; runner lists of at most `encoder_batch` texts and `index_batch` queries
+    (the runners' max_batch_size: a longer list would be split by BentoML and its rest shed past the deadline)."""
+    gathered_encoder = GatheredEncoder(encoder, max_batch=encoder_batch)
+    gathered_index = GatheredIndex(index, max_batch=index_batch)
     return BulkRun(
         encoder=gathered_encoder,
         index=gathered_index,

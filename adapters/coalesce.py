@@ -9,8 +9,12 @@ sent as one list, so a batch of 100 searches costs one encoder call and one inde
     vector = await encode("black heels")                  # waits with the others, then gets its own answer
 
 A call is held at most `max_wait_s`; the gathered list is sent once no new call came for `quiet_s`, or when
-it reaches `max_batch` items. An exception from the batch call reaches every caller of that batch; a result
-that is an exception reaches only its own caller (one refused query does not fail the others).
+it reaches `max_batch` items (set it to the runner's max_batch_size). Lists go one after another, never two
+at once: BentoML's dispatcher answers 503 ("process is overloaded") to a request that waited in its queue
+past the runner's max_latency_ms, which is what happened (measured) to the rest of a 100-text call split
+into batches of 32 on a busy CPU, and to a second list queued behind a first. An exception from the batch
+call reaches every caller of that batch; a result that is an exception reaches only its own caller (one
+refused query does not fail the others).
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ class Coalescer(Generic[T, R]):
         self._max_batch = max_batch
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._one_at_a_time = asyncio.Lock()
         self.batches_sent = 0  # for tests and the bulk endpoints' metrics: how many runner calls were made
 
     async def __call__(self, item: T) -> R:
@@ -75,7 +80,8 @@ class Coalescer(Generic[T, R]):
 
     async def _deliver(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         try:
-            results = await self._run_batch([item for item, _ in batch])
+            async with self._one_at_a_time:
+                results = await self._run_batch([item for item, _ in batch])
             if len(results) != len(batch):
                 raise RuntimeError(f"batch call answered {len(results)} results for {len(batch)} items")
         except Exception as exc:

@@ -62,7 +62,8 @@ class EncoderClient:
 
     async def encode_texts(self, texts: list[str]) -> list[Vector]:
         """Many queries in one encoder call (the bulk endpoints): cached vectors are reused, the rest encoded
-        together; BentoML's dispatcher splits the call into batches of ENCODER_MAX_BATCH_SIZE if it must."""
+        together. Keep lists within ENCODER_MAX_BATCH_SIZE: BentoML splits a longer one and sheds (503) the
+        rest once it has waited past ENCODER_MAX_LATENCY_MS (adapters/coalesce.py)."""
         keys = [cache_keys.query_embedding(model=self.model_tag, query=text) for text in texts]
         found: list[Vector | None] = [None] * len(texts)
         if self._cache_enabled:

@@ -52,11 +52,22 @@ async def test_an_exception_result_reaches_only_its_caller_and_a_failed_batch_re
     assert all(isinstance(result, DependencyDown) for result in results)
 
 
-async def test_max_batch_splits_a_long_list():
+async def test_max_batch_splits_a_long_list_into_lists_sent_one_after_another():
     batcher = CountingBatcher()
-    coalesce: Coalescer[int, int] = Coalescer(batcher, max_batch=5)
+    in_flight, peak = 0, 0
+
+    async def one_list(items: list[int]) -> list[int | Exception]:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.01)
+        in_flight -= 1
+        return await batcher(items)
+
+    coalesce: Coalescer[int, int] = Coalescer(one_list, max_batch=5)
     assert await asyncio.gather(*(coalesce(n) for n in range(12))) == [n * 10 for n in range(12)]
     assert [len(batch) for batch in batcher.batches] == [5, 5, 2]
+    assert peak == 1  # BentoML would shed a list queued behind another past the runner's deadline
 
 
 class BatchEncoderClient:
@@ -86,8 +97,8 @@ async def test_search_batch_matches_single_searches_with_one_encoder_and_one_ind
     encoder_client, index_client = BatchEncoderClient(encoder), BatchIndexClient(index)
     gathered = dataclasses.replace(
         fresh,
-        encoder=GatheredEncoder(encoder_client),  # type: ignore[arg-type]
-        index=GatheredIndex(index_client),  # type: ignore[arg-type]
+        encoder=GatheredEncoder(encoder_client, max_batch=32),  # type: ignore[arg-type]
+        index=GatheredIndex(index_client, max_batch=64),  # type: ignore[arg-type]
     )
     raw = [{"query": f"query {n}", "limit": 5} for n in range(8)] + [{"query": ""}, {"query": "x", "limit": 0}]
     answer = await bulk.search_batch(bulk.SearchBatchRequest(queries=raw), gathered.search)
