@@ -37,9 +37,11 @@ test: setup
 
 # The e2e tests that do not depend on the topology, against `vitrine topology split` (each service its own
 # server on a TCP port, wired with --depends as the Kubernetes pods are; two index and two API replicas), plus
-# the index rollout across the two index replicas. ~5 min.
+# the index rollout across the two index replicas. ~6 min. Left out: tests that read the encoder's metrics through
+# the API's /metrics (one Prometheus directory per pod here), stop the stack's Redis, or check the one-machine
+# operator endpoints and builds.
 SPLIT_TESTS := tests/e2e/test_search_api.py tests/e2e/test_personalization_api.py tests/e2e/test_bulk_api.py \
-	tests/e2e/test_index_rollout.py
+	tests/e2e/test_index_rollout.py --deselect tests/e2e/test_search_api.py::test_concurrent_requests_form_encoder_batches
 test-split: setup
 	VITRINE_E2E_TOPOLOGY=split $(BIN)/pytest -q $(SPLIT_TESTS)
 

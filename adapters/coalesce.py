@@ -33,8 +33,10 @@ class Coalescer(Generic[T, R]):
         self,
         run_batch: Callable[[list[T]], Awaitable[list[R | Exception]]],
         *,
-        quiet_s: float = 0.002,
-        max_wait_s: float = 0.05,
+        # The items of a bulk request reach the runner a few ms apart (each reads the cache first), more on a busy
+        # box; a bulk job waits seconds anyway, so a generous window costs nothing and saves runner calls.
+        quiet_s: float = 0.01,
+        max_wait_s: float = 0.2,
         max_batch: int = 1000,
     ) -> None:
         self._run_batch = run_batch
