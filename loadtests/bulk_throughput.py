@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import random
 import statistics
 import time
@@ -51,17 +52,21 @@ async def singles(client: httpx.AsyncClient, path: str, bodies: list[dict[str, A
 
 async def batch(client: httpx.AsyncClient, path: str, key: str, bodies: list[dict[str, Any]]) -> int:
     response = await client.post(path, json={key: bodies})
-    response.raise_for_status()
+    if response.status_code != 200:  # the whole batch refused (a runner shed it): every item failed
+        return 0
     return sum(item["status_code"] == 200 for item in response.json()["results"])
 
 
-async def timed(work: Callable[[], Awaitable[int]], n: int) -> float:
+FAILED: dict[str, int] = {}
+
+
+async def timed(label: str, work: Callable[[], Awaitable[int]], n: int) -> float:
+    """Items answered 200 per second; the others are counted in FAILED (503s when the box sheds load)."""
     started = time.perf_counter()
     ok = await work()
     elapsed = time.perf_counter() - started
-    if ok != n:
-        raise SystemExit(f"only {ok} of {n} items answered 200")
-    return n / elapsed
+    FAILED[label] = FAILED.get(label, 0) + n - ok
+    return ok / elapsed
 
 
 async def main() -> None:
@@ -94,32 +99,32 @@ async def main() -> None:
             ]
 
         for round_no in range(args.rounds):
-            ways: list[tuple[str, Callable[[], Awaitable[float]]]] = []
+            ways: list[tuple[str, Callable[[], Awaitable[int]], int]] = []
             for kind, path, key, make, n in (
                 ("search", "/api/v1/search", "queries", search_bodies, args.searches),
                 ("recommend", "/api/v1/recommend", "requests", recommend_bodies, args.recommendations),
             ):
                 for label, concurrency in (("one at a time", 1), ("8 at a time", 8)):
-                    bodies_s = make()
-                    ways.append(
-                        (f"{kind}: single endpoint, {label}",
-                         lambda p=path, b=bodies_s, c=concurrency, n=n: timed(lambda: singles(client, p, b, c), n))
-                    )  # fmt: skip
-                bodies_b = make()
+                    work = functools.partial(singles, client, path, make(), concurrency)
+                    ways.append((f"{kind}: single endpoint, {label}", work, n))
                 ways.append(
-                    (f"{kind}: batch endpoint, one request",
-                     lambda p=path, k=key, b=bodies_b, n=n: timed(lambda: batch(client, f"{p}/batch", k, b), n))
-                )  # fmt: skip
+                    (
+                        f"{kind}: batch endpoint, one request",
+                        functools.partial(batch, client, f"{path}/batch", key, make()),
+                        n,
+                    )
+                )
             order = ways if round_no % 2 == 0 else list(reversed(ways))
-            for label, run in order:
-                rate = await run()
+            for label, work, n in order:
+                rate = await timed(label, work, n)
                 rates.setdefault(label, []).append(rate)
-                print(f"round {round_no + 1}: {label}: {rate:.1f} items/s", flush=True)
+                print(f"round {round_no + 1}: {label}: {rate:.1f} items/s ({FAILED[label]} failed so far)", flush=True)
     print()
-    print("| work | items/s (median of rounds) | rounds |")
-    print("|---|---:|---|")
+    print("| work | items/s (median of rounds) | rounds | items not answered 200 |")
+    print("|---|---:|---|---:|")
     for label, values in rates.items():
-        print(f"| {label} | {statistics.median(values):.1f} | {', '.join(f'{v:.1f}' for v in values)} |")
+        rounds = ", ".join(f"{v:.1f}" for v in values)
+        print(f"| {label} | {statistics.median(values):.1f} | {rounds} | {FAILED.get(label, 0)} |")
 
 
 if __name__ == "__main__":
