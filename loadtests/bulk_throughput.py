@@ -105,7 +105,7 @@ async def main() -> None:
                 ("recommend", "/api/v1/recommend", "requests", recommend_bodies, args.recommendations),
             ):
                 for label, concurrency in (("one at a time", 1), ("8 at a time", 8)):
-                    work = functools.partial(singles, client, path, make(), concurrency)
+                    work: Callable[[], Awaitable[int]] = functools.partial(singles, client, path, make(), concurrency)
                     ways.append((f"{kind}: single endpoint, {label}", work, n))
                 ways.append(
                     (
