@@ -44,15 +44,20 @@ class GatheredEncoder:
 
 
 class GatheredIndex:
-    """The VectorSearcher protocol, with searches gathered into one runner call."""
+    """The VectorSearcher protocol, with searches gathered into one runner call. An index without `search_many`
+    (one held in the API process: no runner hop to save) is searched directly."""
 
-    def __init__(self, client: IndexClient, *, max_batch: int) -> None:
-        self.searches: Coalescer[tuple[Vector, int, SearchFilters | None], IndexHits] = Coalescer(
-            client.search_many,  # type: ignore[arg-type]
-            max_batch=max_batch,
+    def __init__(self, client: Any, *, max_batch: int) -> None:
+        self._client = client
+        many = getattr(client, "search_many", None)
+        self.searches: Coalescer[tuple[Vector, int, SearchFilters | None], IndexHits] | None = (
+            Coalescer(many, max_batch=max_batch) if many is not None else None
         )
 
     async def search(self, vector: Vector, *, k: int, filters: SearchFilters | None) -> IndexHits:
+        if self.searches is None:
+            hits: IndexHits = await self._client.search(vector, k=k, filters=filters)
+            return hits
         return await self.searches((vector, k, filters))
 
 
@@ -67,7 +72,8 @@ class BulkRun:
 
     @property
     def runner_calls(self) -> dict[str, int]:
-        return {"encoder": self.encoder.texts.batches_sent, "index": self.index.searches.batches_sent}
+        index_calls = self.index.searches.batches_sent if self.index.searches is not None else 0
+        return {"encoder": self.encoder.texts.batches_sent, "index": index_calls}
 
     async def search_batch(self, batch: bulk.SearchBatchRequest) -> bulk.SearchBatchResponse:
         try:

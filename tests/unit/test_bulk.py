@@ -145,3 +145,10 @@ async def test_items_in_flight_are_bounded(monkeypatch):
     raw = [{"query": f"q{n}"} for n in range(10)]
     answer = await bulk.search_batch(bulk.SearchBatchRequest(queries=raw), slow)
     assert [item.status_code for item in answer.results] == [200] * 10 and peak == 3
+
+
+async def test_an_index_in_the_api_process_is_searched_directly():
+    _pipeline, index, *_ = make_pipeline(count=30)
+    gathered = GatheredIndex(index, max_batch=64)  # FakeIndex has no search_many, as an in-process index
+    hits = await gathered.search(np.ones(8, dtype=np.float32), k=3, filters=None)
+    assert len(hits.ids) == 3 and gathered.searches is None
