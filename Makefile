@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export BENTOML_DO_NOT_TRACK := True
 
-.PHONY: setup serve prepare test test-fast lint typecheck check loadtest relevance bench-index build clean
+.PHONY: setup serve prepare test test-split test-fast lint typecheck check loadtest relevance bench-index build clean
 
 setup: $(STAMP)
 
@@ -34,6 +34,16 @@ serve: prepare
 
 test: setup
 	$(BIN)/pytest -q
+
+# The e2e tests that do not depend on the topology, against `vitrine topology split` (each service its own
+# server on a TCP port, wired with --depends as the Kubernetes pods are; two index and two API replicas), plus
+# the index rollout across the two index replicas. ~6 min. Left out: tests that read the encoder's metrics through
+# the API's /metrics (one Prometheus directory per pod here), stop the stack's Redis, or check the one-machine
+# operator endpoints and builds.
+SPLIT_TESTS := tests/e2e/test_search_api.py tests/e2e/test_personalization_api.py tests/e2e/test_bulk_api.py \
+	tests/e2e/test_index_rollout.py --deselect tests/e2e/test_search_api.py::test_concurrent_requests_form_encoder_batches
+test-split: setup
+	VITRINE_E2E_TOPOLOGY=split $(BIN)/pytest -q $(SPLIT_TESTS)
 
 test-fast: setup
 	$(BIN)/pytest -q -m "not e2e"

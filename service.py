@@ -7,7 +7,9 @@
 Routes, in the order a client meets them:
     POST /api/v1/search            text query -> products                     domain/search.py
     POST /api/v1/search/image      uploaded image -> products                 domain/search.py
+    POST /api/v1/search/batch      up to 100 searches, one runner call each   domain/bulk.py
     POST /api/v1/recommend         per-user blend -> products                 domain/recommend.py
+    POST /api/v1/recommend/batch   up to 500 recommendations                  domain/bulk.py
     POST /api/v1/feedback          one interaction, stored durably            domain/feedback.py
     POST /api/v1/feedback/batch    up to 500 interactions                     domain/feedback.py
     GET  /health /live /ready /status /cache/stats /performance /performance/slow-queries /   (operators)
@@ -32,11 +34,12 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import Field
 from starlette.responses import JSONResponse, Response
 
+from adapters.bulk import BulkRun, bulk_run
 from adapters.components import Components
 from adapters.http_errors import error_response, operator_validation_error, unexpected_error_response
 from adapters.http_middleware import RequestContextMiddleware, configure_logging
 from adapters.metrics import ENDPOINT_CACHE, ENDPOINT_REQUESTS, observe_stage
-from domain import cache_keys
+from domain import bulk, cache_keys
 from domain.api_models import (
     FeedbackAnswer,
     FeedbackBatchRequest,
@@ -136,12 +139,33 @@ class Vitrine:
             raise InvalidRequest(f"the upload is not a readable image: {exc}", field="image") from exc
         return await self.components.search.search_by_image(image, filters=filters, limit=limit, offset=offset)
 
+    @bentoml.api(route="/api/v1/search/batch")
+    async def search_batch(self, batch: bulk.SearchBatchRequest, /) -> bulk.SearchBatchResponse:
+        """Up to 100 searches, a result per query in order; their encoder and index work goes in runner batches."""
+        return await self._answer("search_batch", self._bulk().search_batch(batch))
+
+    def _bulk(self) -> BulkRun:
+        c, limits = self.components, self.components.settings
+        return bulk_run(
+            c.search,
+            c.recommend,
+            encoder=c.encoder,
+            index=c.index,
+            encoder_batch=limits.encoder_max_batch_size,
+            index_batch=limits.index_max_batch_size,
+        )
+
     # --- personalization ----------------------------------------------------------------------------------
     @bentoml.api(route="/api/v1/recommend")
     async def recommend(self, request: RecommendRequest, /) -> RecommendResponse:
         """Per-user results in four contexts (feed, search, similar, category), with the blend used."""
         work = self.components.recommend.recommend(request)
         return await self._answer("recommend", work, user_id=request.user_id, query=request.query)
+
+    @bentoml.api(route="/api/v1/recommend/batch")
+    async def recommend_batch(self, batch: bulk.RecommendBatchRequest, /) -> bulk.RecommendBatchResponse:
+        """Up to 500 recommendations, a result per request in order; one bad request does not sink the others."""
+        return await self._answer("recommend_batch", self._bulk().recommend_batch(batch))
 
     @bentoml.api(route="/api/v1/feedback")
     async def feedback(self, event: FeedbackRequest, /) -> FeedbackAnswer:
@@ -214,6 +238,8 @@ class Vitrine:
                 "search": "/api/v1/search",
                 "image_search": "/api/v1/search/image",
                 "recommend": "/api/v1/recommend",
+                "search_batch": "/api/v1/search/batch",
+                "recommend_batch": "/api/v1/recommend/batch",
                 "feedback": "/api/v1/feedback",
                 "health": "/health",
                 "ready": "/ready",

@@ -7,6 +7,7 @@ Hot query embeddings are cached, so a repeated query skips the encoder entirely.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -74,6 +75,37 @@ class EncoderClient:
             await self._cache.set_bytes(key, vector.tobytes(), ttl=self._ttl)
         return vector
 
+    async def encode_texts(self, texts: list[str]) -> list[Vector]:
+        """Many queries in one encoder call (the bulk endpoints): cached vectors are reused, the rest encoded
+        together. Keep lists within ENCODER_MAX_BATCH_SIZE: BentoML splits a longer one and sheds (503) the
+        rest once it has waited past ENCODER_MAX_LATENCY_MS (adapters/coalesce.py)."""
+        model = self._facts.encoder_model_tag  # None until the encoder has named its model: no keys before that
+        keys = [cache_keys.query_embedding(model=model, query=text) for text in texts] if model else []
+        found: list[Vector | None] = [None] * len(texts)
+        if keys and self._cache_enabled:
+            cached = await asyncio.gather(*(self._cache.get_bytes(key, kind="query_embedding") for key in keys))
+            found = [None if raw is None else np.frombuffer(raw, dtype=np.float32) for raw in cached]
+        missing = sorted({text for text, vector in zip(texts, found, strict=True) if vector is None})
+        if missing:
+            started = time.perf_counter()
+            try:
+                encoded = np.asarray(await self._runner.to_async.encode_text(missing), dtype=np.float32)
+            except VitrineError:
+                raise
+            except Exception as exc:
+                raise DependencyDown("encoder", f"{type(exc).__name__}: {exc}") from exc
+            self._observe("encode_many", time.perf_counter() - started)
+            fresh = dict(zip(missing, encoded, strict=True))
+            found = [fresh[text] if vector is None else vector for text, vector in zip(texts, found, strict=True)]
+            if keys and self._cache_enabled:
+                await asyncio.gather(
+                    *(
+                        self._cache.set_bytes(keys[texts.index(text)], vector.tobytes(), ttl=self._ttl)
+                        for text, vector in fresh.items()
+                    )
+                )
+        return [vector for vector in found if vector is not None]
+
     async def encode_image(self, image: Any) -> Vector:
         if not self._facts.has_image_tower:  # known from the encoder's info(): no hop for a certain refusal
             tag = self._facts.encoder_model_tag or "unknown"
@@ -114,6 +146,37 @@ class IndexClient:
         return IndexHits(
             ids=list(result.ids), scores=list(result.scores), total=result.total, index_version=result.index_version
         )
+
+    async def search_many(
+        self, queries: list[tuple[Vector, int, SearchFilters | None]]
+    ) -> list[IndexHits | VitrineError]:
+        """Many (vector, k, filters) searches in one index call (the bulk endpoints). A query the index refuses
+        is that query's InvalidRequest, in its place; the index being down fails the whole call."""
+        batch = [
+            IndexQuery(vector=np.asarray(vector, dtype=np.float32).tolist(), k=k, filters=filters)
+            for vector, k, filters in queries
+        ]
+        try:
+            results = await self._runner.to_async.search(batch)
+        except VitrineError:
+            raise
+        except Exception as exc:
+            raise DependencyDown("index", f"{type(exc).__name__}: {exc}") from exc
+        answers: list[IndexHits | VitrineError] = []
+        for result in results:
+            if result.error:
+                answers.append(InvalidRequest(f"the index refused the query: {result.error}"))
+                continue
+            self.version = result.index_version
+            answers.append(
+                IndexHits(
+                    ids=list(result.ids),
+                    scores=list(result.scores),
+                    total=result.total,
+                    index_version=result.index_version,
+                )
+            )
+        return answers
 
     async def vectors(self, product_ids: list[int]) -> dict[int, Vector]:
         try:

@@ -76,6 +76,9 @@ class SearchResponse(BaseModel):
     mode: SearchMode = "vector"
     interpretation: QueryInterpretation | None = None
     message: str | None = None
+    # The index version this page came from: a page never mixes versions, and during an index rollout a client
+    # paging on can tell that page 2 came from a newer version than page 1.
+    index_version: str | None = None
 
 
 # --- personalization ----------------------------------------------------------------------------------------

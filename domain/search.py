@@ -130,6 +130,7 @@ class SearchPipeline:
             mode=mode,
             interpretation=interpretation,
             message=_message(page.results, understood, applied, mode=mode, matched=matched),
+            index_version=page.index_version,
         )
         if self.cache_enabled:
             await self.cache.set_json(
@@ -159,6 +160,7 @@ class SearchPipeline:
             cached=False,
             mode="vector",
             message=None if page.results else NO_RESULTS,
+            index_version=page.index_version,
         )
 
     # --- retrieval ----------------------------------------------------------------------------------------

@@ -4,6 +4,10 @@ It is the real thing: its own PostgreSQL database (on the machine's server) load
 from ../shared/data, a Redis server of its own (a real redis-server on a spare port, so a test can stop and
 restart it without touching the machine's Redis), the offline MiniLM model imported into a private BentoML
 model store, an index built by `vitrine index build`, and `bentoml serve service:Vitrine` with two API workers.
+
+With VITRINE_E2E_TOPOLOGY=split (`make test-split`) the same stack is served as the Kubernetes pods run it:
+`vitrine topology split` (commands/topology.py), every service its own server on a TCP port, two index and
+two API replicas behind round-robin balancers.
 """
 
 from __future__ import annotations
@@ -21,7 +25,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.support import API_KEY, FASHION_FEED, free_port, run_cli, serve, stop_process_group, wait_until
+from tests.e2e.support import (
+    API_KEY,
+    FASHION_FEED,
+    free_port,
+    run_cli,
+    serve,
+    serve_split,
+    stop_process_group,
+    wait_until,
+)
 
 PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -132,6 +145,9 @@ class Stack:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
+SPLIT = os.environ.get("VITRINE_E2E_TOPOLOGY") == "split"  # `make test-split`: every service its own server
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     if not FASHION_FEED.exists():
@@ -174,7 +190,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         index_path=home / "index",
         log_path=log_path,
     )
-    stack.process = serve("service:Vitrine", port=port, env=env, log_path=log_path)
+    stack.process = serve_split(port=port, env=env, log_path=log_path) if SPLIT else serve(
+        "service:Vitrine", port=port, env=env, log_path=log_path
+    )
     try:
         # Served before any index exists: /ready must say no (recorded for test_operator_endpoints), until
         # `vitrine index build` writes one and the index runner picks it up without a restart.

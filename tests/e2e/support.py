@@ -94,6 +94,20 @@ def serve(target: str, *, port: int, env: dict[str, str], log_path: Path) -> sub
         )
 
 
+def serve_split(*, port: int, env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """`vitrine topology split`: every service its own server on TCP, wired with --depends, as pods run them;
+    the API answers on PORT. Logs and topology.json beside `log_path`."""
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            [str(BIN / "vitrine"), "topology", "split", "--port", str(port), "--run-dir", str(log_path.parent)],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
 def stop_process_group(process: subprocess.Popen[bytes]) -> None:
     """SIGTERM to the group (workers outlive a leader that exited), then SIGKILL if it is not gone within 20 s."""
     try:

@@ -115,9 +115,11 @@ def test_cache_ttls_are_the_configured_ones(stack):
     def ttls(kind: str) -> list[int]:
         return [redis.ttl(key) for key in redis.scan_iter(match=f"vitrine:{kind}:*", count=1000)]
 
-    assert ttls("search") and all(250 <= ttl <= 300 for ttl in ttls("search"))
-    assert ttls("product") and all(3000 <= ttl <= 3600 for ttl in ttls("product"))
-    assert ttls("qemb") and all(7000 <= ttl <= 7200 for ttl in ttls("qemb"))
+    # Keys written by earlier tests have run down since; the probe's are fresh: none above the configured TTL,
+    # and the newest within a minute or so of it.
+    for kind, ttl in (("search", 300), ("product", 3600), ("qemb", 7200)):
+        found = ttls(kind)
+        assert found and all(0 < left <= ttl for left in found) and max(found) >= ttl - 50, (kind, found)
 
 
 def test_performance_percentiles_cover_both_workers_and_agree_with_the_client(stack):

@@ -89,6 +89,20 @@ async def test_a_new_index_version_means_new_cache_keys():
     assert sorted(cache.values) == [f"vitrine:search:model:1:{version}:{digest}" for version in ("v1", "v2")]
 
 
+async def test_a_page_reports_and_is_cached_under_the_version_that_answered_it():
+    # During a rollout the API may have seen v2 on one index replica while this search is answered by one still
+    # on v1: the page is v1's, says so, and is cached under v1, never filed as v2's.
+    pipeline, index, _, cache, _encoder = make_pipeline()
+    pipeline.index_version = lambda: "v2"
+    response = await pipeline.search(SearchRequest(query="jeans"))
+    assert response.index_version == "v1"
+    [key] = cache.values
+    assert ":v1:" in key and ":v2:" not in key
+    index.version = "v2"
+    newer = await pipeline.search(SearchRequest(query="jeans"))
+    assert newer.index_version == "v2" and newer.cached is False
+
+
 async def test_empty_result_says_so():
     pipeline, *_ = make_pipeline(cache_enabled=False)
     response = await pipeline.search(SearchRequest(query="x", filters=SearchFilters(min_price=5000)))
