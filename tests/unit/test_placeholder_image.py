@@ -1,4 +1,4 @@
-"""The generated product picture: a well-formed SVG, the product's colour and category, nothing from the feed unescaped."""
+"""The generated product picture: well-formed SVG in the product's colour and category, feed text escaped."""
 
 from __future__ import annotations
 
