@@ -107,6 +107,7 @@ def test_search_shows_cards_with_mode_and_time_and_filters_narrow_them(page):
     search(page, "backpack")
     cards = page.locator(CARDS)
     assert cards.count() == 24
+    first_page = card_ids(page)
     first = cards.first
     assert first.locator("img").get_attribute("src").startswith("/images/products/")
     assert first.locator(".card-name").inner_text() and first.locator(".price").inner_text().startswith("£")
@@ -119,6 +120,12 @@ def test_search_shows_cards_with_mode_and_time_and_filters_narrow_them(page):
     )
     shot(page, "02-search")
     unfiltered = search_total(page)
+
+    page.get_by_role("button", name="Next →").click()  # pages: the next 24, at their own address
+    page.wait_for_function("() => document.querySelector('[data-search-stats]')?.textContent.startsWith('25–')")
+    assert "page=2" in page.evaluate("location.hash") and not set(card_ids(page)) & set(first_page)
+    page.go_back()
+    page.wait_for_function("() => document.querySelector('[data-search-stats]')?.textContent.startsWith('1–24 of')")
 
     page.locator("[data-filters] [name=in_stock]").check()
     page.wait_for_function("() => location.hash.includes('in_stock=1')")
