@@ -59,6 +59,7 @@ const state = {
   pendingFeedback: Promise.resolve(),
   facets: { query: null, categories: [], brands: [] },
   imageResults: null,
+  scrollToResults: false,
 };
 
 function loadUserId() {
@@ -439,6 +440,10 @@ async function runSearch(search) {
       grid.append(el("p", { class: "empty", text: "No products match. Try fewer filters or other words." }));
     }
     renderPager(answer, search);
+    if (state.scrollToResults) {
+      state.scrollToResults = false;
+      $(".results-area").scrollIntoView({ block: "start" });
+    }
   } finally {
     grid.removeAttribute("aria-busy");
   }
@@ -743,14 +748,13 @@ function setUpShop() {
   $("[data-clear-filters]").addEventListener("click", () => {
     location.hash = searchHash({ q: currentSearch().q, page: 1 });
   });
-  $("[data-page-prev]").addEventListener("click", () => {
-    const search = currentSearch();
-    location.hash = searchHash({ ...search, page: search.page - 1 });
-  });
-  $("[data-page-next]").addEventListener("click", () => {
-    const search = currentSearch();
-    location.hash = searchHash({ ...search, page: search.page + 1 });
-  });
+  for (const [selector, step] of [["[data-page-prev]", -1], ["[data-page-next]", 1]]) {
+    $(selector).addEventListener("click", () => {
+      const search = currentSearch();
+      state.scrollToResults = true; // a new page starts at its top, as in any shop
+      location.hash = searchHash({ ...search, page: search.page + step });
+    });
+  }
   $("[data-new-user]").addEventListener("click", () => {
     state.userId = newUserId();
     showUser();

@@ -96,6 +96,13 @@ def search_total(page) -> int:  # type: ignore[no-untyped-def]
     return int(re.search(r"of (\d+)", stats).group(1))
 
 
+def wait_for_photos(page) -> None:  # type: ignore[no-untyped-def]
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('[data-results] img')].slice(0, 8)"
+        ".every(i => i.complete && i.naturalWidth > 0)"
+    )
+
+
 def wait_for_total_other_than(page, total: int) -> None:  # type: ignore[no-untyped-def]
     page.wait_for_function(
         "total => !document.querySelector('[data-search-stats]')?.textContent.includes(`of ${total}`)", arg=total
@@ -113,11 +120,7 @@ def test_search_shows_cards_with_mode_and_time_and_filters_narrow_them(page):
     assert first.locator(".card-name").inner_text() and first.locator(".price").inner_text().startswith("£")
     stats = page.locator("[data-search-stats]").inner_text()
     assert re.search(r"(hybrid|vector|keyword) search · [\d.]+ ms", stats), stats
-    # Every photo on the first page loaded (from the catalog's own files, through the API).
-    page.wait_for_function(
-        "() => [...document.querySelectorAll('[data-results] img')].slice(0, 8)"
-        ".every(i => i.complete && i.naturalWidth)"
-    )
+    wait_for_photos(page)  # the first photos loaded: the catalog's own files, through the API
     shot(page, "02-search")
     unfiltered = search_total(page)
 
@@ -146,6 +149,8 @@ def test_search_shows_cards_with_mode_and_time_and_filters_narrow_them(page):
     brands = page.locator(f"{CARDS} .card-brand").all_inner_texts()
     assert brands and {text.lower() for text in brands} == {brand.lower()}
     assert search_total(page) < in_stock
+    page.evaluate("window.scrollTo(0, 0)")
+    wait_for_photos(page)
     shot(page, "03-filtered")
 
 
