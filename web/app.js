@@ -471,6 +471,9 @@ function renderImageResults(answer) {
 // --- the product view ---------------------------------------------------------------------------------------
 async function showProduct(productId) {
   const view = $("[data-product]");
+  const similar = $('[data-shelf="similar"]');
+  similar.replaceChildren(); // never another product's look-alikes while this one's load
+  $("[data-similar-meta]").textContent = "";
   let product = productMemory()[productId];
   if (!product) {
     product = await api(`/api/v1/products/${encodeURIComponent(productId)}`);
@@ -519,13 +522,14 @@ async function showProduct(productId) {
     ),
   );
   img.addEventListener("error", () => img.parentElement.classList.add("broken"), { once: true });
+  $("[data-back]").focus(); // keyboard users land on the product, one Tab from "Add to bag"
 
   await state.pendingFeedback;
   const answer = await api("/api/v1/recommend", {
     method: "POST",
     json: { user_id: state.userId, context: "similar", product_id: product.product_id, limit: SHELF_SIZE },
   });
-  renderShelf($('[data-shelf="similar"]'), answer.results, "similar");
+  renderShelf(similar, answer.results, "similar");
   $("[data-similar-meta]").textContent =
     `Closest to this product${answer.strategy === "personalized" ? ", nudged by your taste" : ""} · ` +
     `${Math.round(answer.took_ms)} ms${answer.cached ? " · cached" : ""}`;
@@ -705,7 +709,6 @@ async function route() {
   if (product) {
     window.scrollTo(0, 0);
     await guarded(() => showProduct(Number(product[1])));
-    $(".back").focus();
     return;
   }
   document.title = "vitrine · storefront preview";

@@ -206,6 +206,8 @@ def test_keyboard_only_can_search_and_open_a_product(page):
     page.keyboard.press("Enter")
     page.wait_for_function(f"() => location.hash === '#/product/{focused}'")
     page.wait_for_selector(f'[data-product][data-product-id="{focused}"] h1')
+    assert page.evaluate("document.activeElement.textContent").endswith("Back to the shop")  # focus follows
+    page.wait_for_selector('[data-shelf="similar"] [data-product-id]')
     shot(page, "07-keyboard-product")
 
 
