@@ -30,6 +30,7 @@ prepare: setup
 	$(BIN)/vitrine index build --if-stale
 
 serve: prepare
+	@echo "vitrine: the storefront page is at http://localhost:$${API_PORT:-3000}/ (JSON API under /api/v1/)"
 	$(BIN)/bentoml serve service:Vitrine
 
 test: setup

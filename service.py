@@ -15,6 +15,8 @@ Routes, in the order a client meets them:
     GET  /health /live /ready /status /cache/stats /performance /performance/slow-queries /   (operators)
     DELETE /cache?kind=...         pattern invalidation (SCAN)
     GET  /metrics                  Prometheus: BentoML's own plus vitrine_* from every process
+    GET  / (a browser), /static/*, /images/products/{id}, /api/v1/products/{id}
+                                   the storefront page, its files, photos       adapters/storefront.py
 
 Each handler is a few lines: validated input (pydantic, at the edge), one pipeline call, errors mapped to JSON
 in one place (adapters/http_errors.py). The wiring lives in adapters/components.py.
@@ -30,10 +32,13 @@ from typing import Annotated, Any, Literal
 import bentoml
 import PIL.Image
 from fastapi import FastAPI, Query
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from pydantic import Field
+from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from adapters import storefront
 from adapters.bulk import BulkRun, bulk_run
 from adapters.components import Components
 from adapters.http_errors import error_response, operator_validation_error, unexpected_error_response
@@ -45,6 +50,7 @@ from domain.api_models import (
     FeedbackBatchRequest,
     FeedbackBatchResponse,
     FeedbackRequest,
+    ProductResult,
     RecommendRequest,
     RecommendResponse,
     SearchRequest,
@@ -82,6 +88,7 @@ class Vitrine:
         index_runner = None if settings.index_in_process else self.index
         self.components = Components(settings, encoder_runner=self.encoder, index_runner=index_runner)
         await self.components.start()
+        self.product_images = storefront.ProductImages(self.components.catalog.fetch, settings.catalog_image_roots)
 
     @bentoml.on_shutdown
     async def stop(self) -> None:
@@ -229,8 +236,27 @@ class Vitrine:
         """The most recent operations slower than SLOW_QUERY_MS, newest first."""
         return await self.components.observability.slow_queries(limit=limit)
 
+    # --- the storefront page (adapters/storefront.py) --------------------------------------------------------
+    @operator_app.get("/api/v1/products/{product_id}", response_model=ProductResult)
+    async def product(self, product_id: int = PathParam(gt=0, le=2**63 - 1)) -> Any:
+        """One active product, as search results show it (the product page's data)."""
+        return await self._answer("product", storefront.product(self.components.catalog.fetch, product_id))
+
+    @operator_app.get("/images/products/{product_id}", include_in_schema=False)
+    async def product_image(self, product_id: int = PathParam(gt=0, le=2**63 - 1)) -> Response:
+        """The product's photo from the catalog (open: an <img> cannot send a key), or a placeholder SVG."""
+        return await self.product_images.response(product_id)
+
+    @operator_app.get("/static/{name}", include_in_schema=False)
+    async def static_file(self, name: str, request: Request) -> Response:
+        return storefront.static_file(name, request)
+
     @operator_app.get("/")
-    async def root(self) -> dict[str, Any]:
+    async def root(self, request: Request) -> Response:
+        """The storefront page for a browser (Accept: text/html); the JSON index of links for everyone else."""
+        return storefront.front_door(request, self._links())
+
+    def _links(self) -> dict[str, Any]:
         return {
             "name": "vitrine",
             "version": VERSION,

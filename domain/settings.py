@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     api_require_key: bool = False
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
+    # --- storefront page ----------------------------------------------------------------------------------
+    # Folders whose image files may be served as product photos (a feed's local image paths); comma-separated.
+    # Unset: local paths are never served and products show a placeholder.
+    catalog_image_roots: Annotated[list[Path], NoDecode] = Field(default_factory=list)
+
     # --- model and index ----------------------------------------------------------------------------------
     # The encoder is `ENCODER_MODEL_NAME:ML_MODEL_VERSION` in the BentoML model store; "latest" is the model
     # imported last.
@@ -83,6 +88,13 @@ class Settings(BaseSettings):
     def _split_keys(cls, value: object) -> object:
         if isinstance(value, str):
             return [key.strip() for key in value.split(",") if key.strip()]
+        return value
+
+    @field_validator("catalog_image_roots", mode="before")
+    @classmethod
+    def _split_roots(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [Path(root.strip()) for root in value.split(",") if root.strip()]
         return value
 
     @field_validator("database_url")

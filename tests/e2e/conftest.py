@@ -174,6 +174,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "API_REQUIRE_KEY": "true",
         "API_KEYS": f"another-key,{API_KEY}",
         "SLOW_QUERY_MS": "50",
+        "CATALOG_IMAGE_ROOTS": str(FASHION_FEED.parent / "images"),  # the storefront serves the feed's photos
         "PYTHONUNBUFFERED": "1",
     }
     run_cli("db", "upgrade", env=env)

@@ -47,3 +47,13 @@ def test_embedded_default_serves_search_feedback_and_recommend(embedded):
         assert feedback.status_code == 200, feedback.text
     feed = embedded.post("/api/v1/recommend", json={"user_id": 9, "context": "feed", "limit": 5}).json()
     assert feed["strategy"] == "personalized" and "session" in feed["components"]
+
+
+def test_the_demo_catalog_gets_placeholder_pictures_and_the_page_needs_no_key(embedded):
+    # The demo catalog has no photos: each product gets an SVG of its category in its colour, not a broken image.
+    result = embedded.post("/api/v1/search", json={"query": "dress", "limit": 1}).json()["results"][0]
+    picture = embedded.get(f"/images/products/{result['product_id']}")
+    assert picture.status_code == 200 and picture.headers["content-type"] == "image/svg+xml"
+    assert result["category_name"] in picture.text and picture.headers["x-vitrine-image"] == "placeholder"
+    page = embedded.get("/", headers={"Accept": "text/html"})
+    assert page.status_code == 200 and 'data-shelf="feed"' in page.text
