@@ -166,13 +166,18 @@ def mean(rows: Sequence[Mapping[str, Any]], key: str) -> float:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database-url", help="a migrated or empty database (default: a temporary SQLite file)")
-    parser.add_argument("--split", choices=("dev", "test", "all"), default="dev")
+    parser.add_argument(
+        "--split",
+        default="dev",
+        help="dev, test, fresh, hard-tune, hard-frozen (never tune on it), all, or several joined by commas",
+    )
     parser.add_argument("--grid", action="store_true", help="search fusion and field weights on the split")
     parser.add_argument("--show", type=int, default=0, help="print the N worst hybrid queries")
     args = parser.parse_args()
 
     catalog = judge.load_catalog()
-    queries = [q for q in judge.load_queries() if args.split == "all" or q.split == args.split]
+    wanted = set(args.split.split(","))
+    queries = [q for q in judge.load_queries() if "all" in wanted or q.split in wanted]
     with tempfile.TemporaryDirectory() as workdir:
         engine, encoder, index = await load_stack(args.database_url, Path(workdir))
         keywords = SqlKeywordSearch(engine)
@@ -193,6 +198,9 @@ async def main() -> None:
                 for mode in MODES:
                     rows = await score(pipeline, queries, catalog, mode)
                     print(f"{mode:8s} ndcg@10 {mean(rows, 'ndcg'):.4f}  recall@50 {mean(rows, 'recall'):.4f}")
+                    for split in dict.fromkeys(q.split for q in queries):
+                        part = [row for row in rows if row["query"].split == split]
+                        print(f"  {split:12s} {len(part):4d} ndcg@10 {mean(part, 'ndcg'):.4f}  recall@50 {mean(part, 'recall'):.4f}")
                     if mode == "hybrid" and args.show:
                         for row in sorted(rows, key=lambda r: r["ndcg"])[: args.show]:
                             top = [catalog[pid].name for pid in row["ranked"][:3] if pid in catalog]
