@@ -18,6 +18,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.cache import Cache
+from adapters.colour_library import colour_lexicon
 from adapters.db.engine import create_engine
 from adapters.db.interactions import SqlInteractionLog
 from adapters.db.keyword_search import SqlKeywordSearch
@@ -94,6 +95,7 @@ class Components:
             model_tag=model_tag,
             index_version=lambda: self.index.version,
             keywords=self.keyword_search,  # the keyword leg of hybrid search (migration 0002)
+            colour_names=colour_lexicon(),  # colour shades -> catalog colours (issue 14)
             cache_ttl=settings.api_cache_ttl_search,
             cache_enabled=settings.api_enable_cache,
             observe=observe_stage,

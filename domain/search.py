@@ -33,6 +33,7 @@ from typing import Any, Literal
 
 from domain import cache_keys
 from domain.api_models import ProductResult, QueryInterpretation, SearchMode, SearchRequest, SearchResponse
+from domain.colour_names import ColourLexicon
 from domain.errors import Unsupported
 from domain.filters import SearchFilters
 from domain.fusion import Ranked, linear_fusion, reciprocal_rank_fusion
@@ -72,6 +73,7 @@ class SearchPipeline:
     model_tag: Callable[[], str]
     index_version: Callable[[], str]
     keywords: KeywordSearcher | None = None  # None: vector search only
+    colour_names: ColourLexicon | None = None  # shades ('crimson') -> catalog colours; None: catalog names only
     default_mode: SearchMode = "hybrid"
     tuning: SearchTuning = field(default_factory=SearchTuning)
     cache_ttl: int = 300
@@ -109,7 +111,12 @@ class SearchPipeline:
                 return response
 
         t0 = time.perf_counter()
-        understood = understand(request.query, await self._vocabulary(), weights=self.tuning.understanding)
+        understood = understand(
+            request.query,
+            await self._vocabulary(),
+            weights=self.tuning.understanding,
+            colour_names=self.colour_names,
+        )
         filters, applied = merge_filters(request.filters, understood)
         self.observe("understand_query", time.perf_counter() - t0)
 

@@ -32,6 +32,7 @@ sys.path[:0] = [str(HERE), str(HERE.parents[1])]
 
 import judge  # noqa: E402
 
+from adapters.colour_library import colour_lexicon  # noqa: E402
 from adapters.db.engine import create_engine  # noqa: E402
 from adapters.db.keyword_search import KeywordTuning, SqlKeywordSearch  # noqa: E402
 from adapters.db.migrate import upgrade  # noqa: E402
@@ -189,6 +190,7 @@ async def main() -> None:
             model_tag=lambda: "minilm-offline",
             index_version=lambda: "memory",
             keywords=keywords,
+            colour_names=colour_lexicon(),
             cache_enabled=False,
         )
         try:
@@ -200,7 +202,8 @@ async def main() -> None:
                     print(f"{mode:8s} ndcg@10 {mean(rows, 'ndcg'):.4f}  recall@50 {mean(rows, 'recall'):.4f}")
                     for split in dict.fromkeys(q.split for q in queries):
                         part = [row for row in rows if row["query"].split == split]
-                        print(f"  {split:12s} {len(part):4d} ndcg@10 {mean(part, 'ndcg'):.4f}  recall@50 {mean(part, 'recall'):.4f}")
+                        ndcg, recall = mean(part, "ndcg"), mean(part, "recall")
+                        print(f"  {split:12s} {len(part):4d} ndcg@10 {ndcg:.4f}  recall@50 {recall:.4f}")
                     if mode == "hybrid" and args.show:
                         for row in sorted(rows, key=lambda r: r["ndcg"])[: args.show]:
                             top = [catalog[pid].name for pid in row["ranked"][:3] if pid in catalog]
