@@ -26,6 +26,7 @@ from adapters.db.products import best_products, count_active_products, fetch_pro
 from adapters.metrics import FEEDBACK_EVENTS, INDEX_VERSION, observe_stage
 from adapters.observability import Observability
 from adapters.product_cache import CachedCatalog
+from adapters.product_types import CatalogProductTypes
 from adapters.runner_clients import EncoderClient, IndexClient
 from adapters.user_state import CacheSessionStore, CacheUserVersions, Profiles
 from adapters.vector_cache import CachedProductVectors
@@ -80,6 +81,7 @@ class Components:
             cache_enabled=settings.api_enable_cache,
         )
         self.keyword_search = SqlKeywordSearch(self.engine)
+        self.product_types = CatalogProductTypes(self.engine, self.encoder)  # type prototypes (issue 14)
         self.catalog = CachedCatalog(
             self.fetch_products,
             self.product_exists,
@@ -96,6 +98,7 @@ class Components:
             index_version=lambda: self.index.version,
             keywords=self.keyword_search,  # the keyword leg of hybrid search (migration 0002)
             colour_names=colour_lexicon(),  # colour shades -> catalog colours (issue 14)
+            product_types=self.product_types,
             cache_ttl=settings.api_cache_ttl_search,
             cache_enabled=settings.api_enable_cache,
             observe=observe_stage,
@@ -163,6 +166,7 @@ class Components:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.keyword_search.close()
+        await self.product_types.close()
         await self.cache.close()
         await self.engine.dispose()
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rapidfuzz.distance import DamerauLevenshtein
@@ -148,6 +148,7 @@ class UnderstoodQuery:
     corrections: dict[str, str] = field(default_factory=dict)
     excluded_colours: tuple[str, ...] = ()  # catalog colours the words rule out ("not black")
     excluded_words: tuple[str, ...] = ()  # other words ruled out ("without heels" -> heels)
+    product_type: str | None = None  # a catalog type guessed from the words' meaning (`with_type`)
 
 
 @dataclass(frozen=True)
@@ -160,6 +161,7 @@ class Weights:
     # women' means it, even though 'red' and 'women' are common words.
     colour: float = 3.5
     audience: float = 5.0
+    guessed_type: float = 1.0  # a catalog type the words name none of, guessed from their meaning
 
 
 def understand(
@@ -218,6 +220,31 @@ def understand(
         excluded_colours=excluded_colours,
         excluded_words=excluded_words,
     )
+
+
+def type_words(type_names: Iterable[str]) -> frozenset[str]:
+    """Every word of the catalog's type names, singular and plural ('Flip Flops' -> flip, flips, flop...)."""
+    return frozenset(form for name in type_names for word in name.lower().split() for form in _inflections(word))
+
+
+def names_a_type(understood: UnderstoodQuery, words: frozenset[str]) -> bool:
+    """Whether a wanted word group of the query is, or stands for, a word of a catalog type name."""
+    return any(
+        word in words for group in understood.keyword.wanted if not group.attribute for form in group.forms
+        for word in form.split()
+    )  # fmt: skip
+
+
+def with_type(
+    understood: UnderstoodQuery, type_name: str, vocabulary: Vocabulary, *, weights: Weights = Weights()
+) -> UnderstoodQuery:
+    """The query asking for a catalog type too (domain/product_types.py guessed it from the words' meaning)."""
+    forms = _known(_variants(type_name.lower()), vocabulary)
+    if not forms:
+        return understood
+    group = _group(forms, vocabulary, weight=weights.guessed_type)
+    keyword = KeywordQuery((*understood.keyword.groups, group), partial=understood.keyword.partial)
+    return replace(understood, keyword=keyword, product_type=type_name)
 
 
 def merge_filters(

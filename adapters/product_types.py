@@ -1,0 +1,93 @@
+"""The catalog's product types with prototype vectors (domain/product_types.py), built from the catalog itself.
+
+The types are the active products' `category_name` values; each prototype is the offline text model's
+embedding of the type's name and of its name with a few of its products' names (the first by id, so a
+rebuild is stable). Built on first use (two encodings per type, through the same encoder as queries) and
+again after `ttl_s`, in the background, serving the old ones meanwhile. When the database or the encoder
+fails, searches go on without type guessing and the next one tries again after `retry_s`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import defaultdict
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from adapters.db.tables import products
+from domain.ports import Encoder
+from domain.product_types import SAMPLE_NAMES, ProductTypes, prototype_texts
+
+log = logging.getLogger("vitrine.product_types")
+MAX_TYPES = 500  # a catalog with more 'types' than this uses category_name for something else
+
+
+class CatalogProductTypes:
+    """`ProductTypeSource` over the catalog database and the text encoder."""
+
+    def __init__(self, engine: AsyncEngine, encoder: Encoder, *, ttl_s: float = 1800.0, retry_s: float = 60.0):
+        self._engine = engine
+        self._encoder = encoder
+        self._ttl_s = ttl_s
+        self._retry_s = retry_s
+        self._types: ProductTypes | None = None
+        self._loaded_at = 0.0
+        self._failed_at: float | None = None
+        self._lock = asyncio.Lock()
+        self._refresh: asyncio.Task[None] | None = None
+
+    async def product_types(self) -> ProductTypes | None:
+        now = time.monotonic()
+        if self._types is None:
+            if self._failed_at is not None and now - self._failed_at < self._retry_s:
+                return None
+            async with self._lock:
+                if self._types is None:
+                    await self._load_quietly()
+            return self._types
+        if now - self._loaded_at > self._ttl_s and (self._refresh is None or self._refresh.done()):
+            self._refresh = asyncio.create_task(self._load_quietly(), name="vitrine-product-types")
+        return self._types
+
+    async def close(self) -> None:
+        if self._refresh is not None:
+            self._refresh.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._refresh
+
+    async def _load_quietly(self) -> None:
+        try:
+            self._types = await self.build()
+            self._loaded_at = time.monotonic()
+            self._failed_at = None
+        except Exception as exc:  # search works without type guessing; try again later
+            log.warning("product type prototypes not built: %s", exc)
+            self._failed_at = time.monotonic()
+
+    async def build(self) -> ProductTypes:
+        names = await self._sample_names()
+        types = sorted(names)[:MAX_TYPES]
+        texts = [prototype_texts(name, names[name]) for name in types]
+        vectors = await asyncio.gather(*(self._encoder.encode_text(text) for pair in texts for text in pair))
+        return ProductTypes.from_text_vectors(types, [vectors[2 * i : 2 * i + 2] for i in range(len(types))])
+
+    async def _sample_names(self) -> dict[str, list[str]]:
+        rank = sa.func.row_number().over(partition_by=products.c.category_name, order_by=products.c.id).label("rank")
+        ranked = (
+            sa.select(products.c.category_name, products.c.product_name, rank)
+            .where(products.c.is_active, products.c.category_name.is_not(None))
+            .subquery()
+        )
+        statement = sa.select(ranked.c.category_name, ranked.c.product_name).where(ranked.c.rank <= SAMPLE_NAMES)
+        async with self._engine.connect() as connection:
+            rows = (await connection.execute(statement.order_by(ranked.c.category_name, ranked.c.rank))).all()
+        names: dict[str, list[str]] = defaultdict(list)
+        for row in rows:
+            category = str(row.category_name).strip()
+            if category:
+                names[category].append(str(row.product_name))
+        return names

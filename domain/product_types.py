@@ -1,0 +1,67 @@
+"""What kind of product a query asks for, when its words name none: the nearest type prototype.
+
+Shoppers say 'puffer', 'haversack' or 'something to keep the sun off my head'; the catalog says Jackets,
+Backpacks and Caps, and no synonym table lists every such word. The catalog's own types are the vocabulary
+here (its article types, `category_name`), each with a prototype vector made by the offline text model from
+the type's name and a few of its products' names (adapters/product_types.py builds them from the catalog and
+the encoder). A query whose words name no type asks for the type whose prototype is nearest its own
+embedding, when that is near enough (`TypeGuessing.min_similarity`); the keyword leg then looks for that type
+too (domain/query_understanding.py `with_type`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from domain.ports import Vector
+
+SAMPLE_NAMES = 10  # product names per type in its prototype text
+
+
+def prototype_texts(type_name: str, product_names: Sequence[str]) -> tuple[str, str]:
+    """The two texts a type's prototype is the mean of: its name, and its name with a few product names."""
+    return type_name, f"{type_name}: " + ". ".join(product_names[:SAMPLE_NAMES])
+
+
+@dataclass(frozen=True)
+class TypeGuessing:
+    min_similarity: float = 0.3  # cosine to the nearest prototype (tuned on loadtests/relevance hard-tune)
+
+
+@dataclass(frozen=True)
+class ProductTypes:
+    """The catalog's product types and their prototype vectors (L2-normalised rows, in `names` order)."""
+
+    names: tuple[str, ...]
+    prototypes: np.ndarray
+
+    def __post_init__(self) -> None:
+        if self.prototypes.shape[0] != len(self.names):
+            raise ValueError("one prototype per type")
+
+    @classmethod
+    def from_text_vectors(cls, names: Sequence[str], vectors: Sequence[Sequence[Vector]]) -> ProductTypes:
+        """Each type's prototype: the normalised mean of its texts' vectors."""
+        rows = []
+        for texts in vectors:
+            mean = np.mean(np.stack([np.asarray(v, dtype=np.float32) for v in texts]), axis=0)
+            rows.append(mean / max(float(np.linalg.norm(mean)), 1e-12))
+        dim = rows[0].shape[0] if rows else 0
+        return cls(tuple(names), np.stack(rows) if rows else np.zeros((0, dim), dtype=np.float32))
+
+    def nearest(self, vector: Vector, *, guessing: TypeGuessing = TypeGuessing()) -> str | None:
+        if not self.names:
+            return None
+        similarities = self.prototypes @ np.asarray(vector, dtype=np.float32)
+        best = int(np.argmax(similarities))
+        return self.names[best] if float(similarities[best]) >= guessing.min_similarity else None
+
+
+class ProductTypeSource(Protocol):
+    async def product_types(self) -> ProductTypes | None:
+        """The catalog's types with prototypes; None while they are not known (search goes on without)."""
+        ...
