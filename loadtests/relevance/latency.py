@@ -50,7 +50,7 @@ async def main() -> None:
     wanted = set(args.split.split(","))
     queries = [q.text for q in judge.load_queries() if "all" in wanted or q.split in wanted]
     with tempfile.TemporaryDirectory() as workdir:
-        engine, memo_encoder, index = await tune.load_stack(None, Path(workdir))
+        engine, _memo_encoder, index = await tune.load_stack(None, Path(workdir))
         encoder = Uncached()
         keywords = SqlKeywordSearch(engine)
         types = CatalogProductTypes(engine, encoder)
