@@ -23,6 +23,7 @@ from adapters.db.engine import create_engine
 from adapters.db.interactions import SqlInteractionLog
 from adapters.db.keyword_search import SqlKeywordSearch
 from adapters.db.products import best_products, count_active_products, fetch_products, product_exists
+from adapters.dictionary import english_words
 from adapters.metrics import FEEDBACK_EVENTS, INDEX_VERSION, observe_stage
 from adapters.observability import Observability
 from adapters.product_cache import CachedCatalog
@@ -99,6 +100,7 @@ class Components:
             keywords=self.keyword_search,  # the keyword leg of hybrid search (migration 0002)
             colour_names=colour_lexicon(),  # colour shades -> catalog colours (issue 14)
             product_types=self.product_types,
+            dictionary=english_words(),  # real words are not typos
             cache_ttl=settings.api_cache_ttl_search,
             cache_enabled=settings.api_enable_cache,
             observe=observe_stage,

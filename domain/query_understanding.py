@@ -14,7 +14,8 @@ vocabulary (domain/lexical.py) and returns:
   (plural and singular, catalog spellings, synonyms from domain/synonyms.py), keeping only forms the
   catalog's vocabulary contains.
 
-Spelling is corrected only for words the catalog does not contain, only towards words it does (or words the
+Spelling is corrected only for words the catalog does not contain and a dictionary of the language (when given)
+does not know, only towards words the catalog contains (or words the
 synonym table knows), and only by one edit (two for words of six letters or more, keeping the first letter;
 a swap of neighbours counts as one), so a correction never invents a word that matches nothing.
 Pure: no I/O; rapidfuzz does the edit distances.
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -170,12 +171,13 @@ def understand(
     *,
     weights: Weights = Weights(),
     colour_names: ColourLexicon | None = None,
+    dictionary: Collection[str] = frozenset(),
 ) -> UnderstoodQuery:
     normalised = _normalise(query)
     price, text = _extract_price(normalised)
     words = _WORD.findall(text.replace("-", " "))
     shades = colour_names.shades_for(vocabulary.colours) if colour_names is not None else {}
-    corrections = _corrections(words, vocabulary, shades)
+    corrections = _corrections(words, vocabulary, shades, dictionary)
     tokens = _join_spellings([corrections.get(word, word) for word in words])
     # The encoder reads the shopper's own words ('t-shirt', not the keyword leg's 'tshirt'), less the price
     # phrase, with misspelt words replaced; untouched when there was nothing to take out or correct.
@@ -330,12 +332,15 @@ for _other, _canonical in SPELLINGS.items():
     _SPELT_AS.setdefault(_canonical, []).append(_other)
 
 
-def _corrections(words: list[str], vocabulary: Vocabulary, shades: Mapping[str, object]) -> dict[str, str]:
+def _corrections(
+    words: list[str], vocabulary: Vocabulary, shades: Mapping[str, object], dictionary: Collection[str]
+) -> dict[str, str]:
     if not vocabulary.words:
         return {}
     corrections: dict[str, str] = {}
     for word in words:
-        if word in shades:  # 'mustard' is a colour, not a misspelt 'mustang'
+        # 'mustard' is a colour, not a misspelt 'mustang'; 'keep' a word of the language, not a misspelt 'deep'
+        if word in shades or word in dictionary:
             continue
         replacement = _correction(word, vocabulary)
         if replacement is not None:

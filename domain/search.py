@@ -85,6 +85,7 @@ class SearchPipeline:
     keywords: KeywordSearcher | None = None  # None: vector search only
     colour_names: ColourLexicon | None = None  # shades ('crimson') -> catalog colours; None: catalog names only
     product_types: ProductTypeSource | None = None  # type prototypes (domain/product_types.py); None: no guessing
+    dictionary: frozenset[str] = frozenset()  # words of the language, never taken for typos
     default_mode: SearchMode = "hybrid"
     tuning: SearchTuning = field(default_factory=SearchTuning)
     cache_ttl: int = 300
@@ -127,6 +128,7 @@ class SearchPipeline:
             await self._vocabulary(),
             weights=self.tuning.understanding,
             colour_names=self.colour_names,
+            dictionary=self.dictionary,
         )
         filters, applied = merge_filters(request.filters, understood)
         self.observe("understand_query", time.perf_counter() - t0)

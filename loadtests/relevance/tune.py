@@ -37,6 +37,7 @@ from adapters.db.engine import create_engine  # noqa: E402
 from adapters.db.keyword_search import KeywordTuning, SqlKeywordSearch  # noqa: E402
 from adapters.db.migrate import upgrade  # noqa: E402
 from adapters.db.products import count_active_products, fetch_products, import_feed, iter_active_products  # noqa: E402
+from adapters.dictionary import english_words  # noqa: E402
 from adapters.product_types import CatalogProductTypes  # noqa: E402
 from domain.api_models import SearchRequest  # noqa: E402
 from domain.catalog_feed import read_feed  # noqa: E402
@@ -193,6 +194,7 @@ async def main() -> None:
             keywords=keywords,
             colour_names=colour_lexicon(),
             product_types=CatalogProductTypes(engine, encoder),
+            dictionary=english_words(),
             cache_enabled=False,
         )
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from adapters.colour_library import colour_lexicon
+from adapters.dictionary import english_words
 from domain.colour_names import ColourLexicon, to_lab
 from domain.lexical import KeywordQuery, TermGroup, Vocabulary
 from domain.query_understanding import understand
@@ -108,3 +109,19 @@ def test_a_query_of_only_unwanted_things_admits_nothing_by_words():
 def test_an_unwanted_group_cannot_admit():
     with pytest.raises(ValueError):
         TermGroup(("black",), weight=-1.0, admits=True)
+
+
+def test_words_of_the_language_are_not_taken_for_typos():
+    vocabulary = Vocabulary(
+        words={**VOCABULARY.words, "deep": 3, "gold": 8}, colours=VOCABULARY.colours, documents=1099
+    )
+    assert understand("keep warm", vocabulary).corrections == {"keep": "deep"}  # no dictionary: as before
+    understood = understand("keep warm", vocabulary, dictionary=english_words())
+    assert understood.corrections == {} and understood.text == "keep warm"
+    assert understand("jakcet", vocabulary, dictionary=english_words()).corrections == {"jakcet": "jacket"}
+
+
+def test_the_dictionary_is_the_models_whole_words():
+    words = english_words()
+    assert {"keep", "head", "park", "button"} <= words
+    assert not {"jakcet", "sandels", "tshrit", "##ing"} & words
