@@ -30,6 +30,7 @@ def prototype_texts(type_name: str, product_names: Sequence[str]) -> tuple[str, 
 @dataclass(frozen=True)
 class TypeGuessing:
     min_similarity: float = 0.3  # cosine to the nearest prototype (tuned on loadtests/relevance hard-tune)
+    min_margin: float = 0.02  # over the second nearest: a query between two types names neither
 
 
 @dataclass(frozen=True)
@@ -57,8 +58,12 @@ class ProductTypes:
         if not self.names:
             return None
         similarities = self.prototypes @ np.asarray(vector, dtype=np.float32)
-        best = int(np.argmax(similarities))
-        return self.names[best] if float(similarities[best]) >= guessing.min_similarity else None
+        order = np.argsort(-similarities)
+        best = float(similarities[order[0]])
+        second = float(similarities[order[1]]) if len(order) > 1 else -1.0
+        if best < guessing.min_similarity or best - second < guessing.min_margin:
+            return None
+        return self.names[int(order[0])]
 
 
 class ProductTypeSource(Protocol):

@@ -32,6 +32,9 @@ def test_the_nearest_prototype_is_the_guess_when_near_enough():
     assert types.nearest(np.array([0.1, 0.99])) == "Jackets"
     assert types.nearest(np.array([-0.7, -0.7])) is None
     assert types.nearest(np.array([0.5, 0.5]), guessing=TypeGuessing(min_similarity=0.99)) is None
+    # halfway between two types: neither
+    assert types.nearest(np.array([0.66, 0.75]) / np.linalg.norm([0.66, 0.75])) is None
+    assert types.nearest(np.array([0.66, 0.75]), guessing=TypeGuessing(min_margin=0.0)) == "Jackets"
 
 
 def test_type_words_and_naming_a_type():
