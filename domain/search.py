@@ -18,6 +18,12 @@ relevance benchmark, dropping them instead (falling back only when nothing of th
 0.11 NDCG@10 on colour queries: 'red dress' would show red t-shirts, since this catalog has no red dress.
 The vector leg has no colour field to filter on; the words alone steer it.
 
+What the words rule out ("not black", "without heels") ranks last in the keyword and hybrid modes (a colour is
+reported in `applied_filters["excluded_colour"]`) and is never embedded. In hybrid mode, a query whose words
+name no catalog type ('puffer', 'something to keep the sun off my head') also asks the keyword leg for the type
+whose prototype is nearest its embedding (domain/product_types.py), reported in `applied_filters["product_type"]`;
+such a query's keyword search waits for its encoding, every other one runs alongside it as before.
+
 Written against the protocols in domain/ports.py and domain/lexical.py; service.py wires it to the encoder
 and index runners, the catalog database and Redis. Stage timings go to `observe(stage, seconds)`.
 """
@@ -138,6 +144,8 @@ class SearchPipeline:
         )
         if understood.colours and mode != "vector":
             applied = {**applied, "colour": list(understood.colours)}  # ranked first; see the module doc
+        if understood.excluded_colours and mode != "vector":
+            applied = {**applied, "excluded_colour": list(understood.excluded_colours)}  # ranked last
         if guessed is not None:
             applied = {**applied, "product_type": guessed}
         interpretation = None

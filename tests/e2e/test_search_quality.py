@@ -66,6 +66,21 @@ def test_shoppers_words(stack):
     assert all(r["description"].startswith(("Women ", "Unisex ")) for r in tees["results"][:10])
 
 
+def test_words_no_table_lists(stack):
+    # issue 14: a colour shade, a relation, a negation, a thing described instead of named
+    crimson = search(stack, "crimson t-shirt")
+    assert crimson["interpretation"]["applied_filters"]["colour"] == ["Red"]
+    assert [(r["category_name"], r["colour"]) for r in crimson["results"]] == [("Tshirts", "Red")] * 10
+    body = search(stack, "tshirt not black")
+    assert body["interpretation"]["applied_filters"] == {"excluded_colour": ["Black"]}
+    assert categories(body) == ["Tshirts"] * 10 and all(r["colour"] != "Black" for r in body["results"])
+    husband = search(stack, "tshirt for my husband")["results"]
+    assert all(r["description"].startswith(("Men ", "Unisex ")) for r in husband)
+    laptop = search(stack, "something to carry my laptop to college")
+    assert laptop["interpretation"]["applied_filters"]["product_type"] == "Backpacks"
+    assert categories(laptop, 5) == ["Backpacks"] * 5
+
+
 def test_keyword_mode(stack):
     body = search(stack, "flip flops", mode="keyword", limit=50)
     assert body["mode"] == "keyword"
