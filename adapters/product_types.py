@@ -2,9 +2,10 @@
 
 The types are the active products' `category_name` values; each prototype is the offline text model's
 embedding of the type's name and of its name with a few of its products' names (the first by id, so a
-rebuild is stable). Built on first use (two encodings per type, through the same encoder as queries) and
-again after `ttl_s`, in the background, serving the old ones meanwhile. When the database or the encoder
-fails, searches go on without type guessing and the next one tries again after `retry_s`.
+rebuild is stable). Built in the background on first use (two encodings per type, through the same encoder as
+queries; a search never waits for it: until it is done, no type is guessed) and again after `ttl_s`, serving
+the old ones meanwhile. When the database or the encoder fails, searches go on without type guessing and a
+later one tries again after `retry_s`.
 """
 
 from __future__ import annotations
@@ -41,16 +42,22 @@ class CatalogProductTypes:
         self._refresh: asyncio.Task[None] | None = None
 
     async def product_types(self) -> ProductTypes | None:
+        """The prototypes, never waiting for them: None until the first build (which this starts) is done."""
         now = time.monotonic()
+        due = self._types is None and (self._failed_at is None or now - self._failed_at >= self._retry_s)
+        stale = self._types is not None and now - self._loaded_at > self._ttl_s
+        if (due or stale) and (self._refresh is None or self._refresh.done()):
+            self._refresh = asyncio.create_task(self._load_quietly(), name="vitrine-product-types")
+        return self._types
+
+    async def ready(self) -> ProductTypes | None:
+        """The prototypes, built now if they never were (for tools and tests that guess from the first query)."""
+        if self._types is None and self._refresh is not None and not self._refresh.done():
+            await asyncio.shield(self._refresh)  # the build a search started
         if self._types is None:
-            if self._failed_at is not None and now - self._failed_at < self._retry_s:
-                return None
             async with self._lock:
                 if self._types is None:
                     await self._load_quietly()
-            return self._types
-        if now - self._loaded_at > self._ttl_s and (self._refresh is None or self._refresh.done()):
-            self._refresh = asyncio.create_task(self._load_quietly(), name="vitrine-product-types")
         return self._types
 
     async def close(self) -> None:

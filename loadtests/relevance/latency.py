@@ -54,7 +54,7 @@ async def main() -> None:
         encoder = Uncached()
         keywords = SqlKeywordSearch(engine)
         types = CatalogProductTypes(engine, encoder)
-        await types.product_types()  # built once, before timing (a service builds them on first need)
+        await types.ready()  # built once, before timing (a service builds them in the background)
         common = dict(
             encoder=encoder,
             index=index,

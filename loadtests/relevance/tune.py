@@ -184,6 +184,8 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as workdir:
         engine, encoder, index = await load_stack(args.database_url, Path(workdir))
         keywords = SqlKeywordSearch(engine)
+        types = CatalogProductTypes(engine, encoder)
+        await types.ready()  # a service builds them in the background; here every query finds them built
         pipeline = SearchPipeline(
             encoder=encoder,
             index=index,
@@ -193,7 +195,7 @@ async def main() -> None:
             index_version=lambda: "memory",
             keywords=keywords,
             colour_names=colour_lexicon(),
-            product_types=CatalogProductTypes(engine, encoder),
+            product_types=types,
             dictionary=english_words(),
             cache_enabled=False,
         )

@@ -44,7 +44,8 @@ async def engine(sqlite_url: str, fashion_feed: Path):
 async def test_prototypes_of_the_catalog_types_point_at_what_shoppers_mean(engine) -> None:
     encoder = MiniLM()
     source = CatalogProductTypes(engine, encoder)
-    types = await source.product_types()
+    assert await source.product_types() is None  # a search never waits: the build starts in the background
+    types = await source.ready()
     assert types is not None
     assert len(types.names) == 27 and {"Tshirts", "Flip Flops", "Caps", "Backpacks"} <= set(types.names)
     assert encoder.calls == 2 * 27
@@ -56,5 +57,6 @@ async def test_prototypes_of_the_catalog_types_point_at_what_shoppers_mean(engin
 
 async def test_a_failing_encoder_means_no_guessing_not_a_failed_search(engine) -> None:
     source = CatalogProductTypes(engine, Broken(), retry_s=60.0)
-    assert await source.product_types() is None
+    assert await source.ready() is None
     assert await source.product_types() is None  # not retried at once
+    assert source._refresh is None
