@@ -2,8 +2,8 @@
 
 The types are the active products' `category_name` values; each prototype is the offline text model's
 embedding of the type's name and of its name with a few of its products' names (the first by id, so a
-rebuild is stable). Built in the background on first use (two encodings per type, through the same encoder as
-queries; a search never waits for it: until it is done, no type is guessed) and again after `ttl_s`, serving
+rebuild is stable). Built in the background on first use (two encodings per type, one after another, through
+the same encoder as queries; a search never waits for it: until it is done, no type is guessed) and again after `ttl_s`, serving
 the old ones meanwhile. When the database or the encoder fails, searches go on without type guessing and a
 later one tries again after `retry_s`.
 """
@@ -79,8 +79,10 @@ class CatalogProductTypes:
         names = await self._sample_names()
         types = sorted(names)[:MAX_TYPES]
         texts = [prototype_texts(name, names[name]) for name in types]
-        vectors = await asyncio.gather(*(self._encoder.encode_text(text) for pair in texts for text in pair))
-        return ProductTypes.from_text_vectors(types, [vectors[2 * i : 2 * i + 2] for i in range(len(types))])
+        # One text at a time: all at once would flood the encoder's batching queue, and past its deadline it
+        # answers 503 to every search waiting in it (seen in the e2e suite on a loaded machine).
+        vectors = [[await self._encoder.encode_text(text) for text in pair] for pair in texts]
+        return ProductTypes.from_text_vectors(types, vectors)
 
     async def _sample_names(self) -> dict[str, list[str]]:
         rank = sa.func.row_number().over(partition_by=products.c.category_name, order_by=products.c.id).label("rank")
