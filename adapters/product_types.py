@@ -2,10 +2,10 @@
 
 The types are the active products' `category_name` values; each prototype is the offline text model's
 embedding of the type's name and of its name with a few of its products' names (the first by id, so a
-rebuild is stable). Built in the background on first use (two encodings per type, one after another, through
-the same encoder as queries; a search never waits for it: until it is done, no type is guessed) and again after `ttl_s`, serving
-the old ones meanwhile. When the database or the encoder fails, searches go on without type guessing and a
-later one tries again after `retry_s`.
+rebuild is stable). Built in the background on first use, two encodings per type, one after another, through
+the same encoder as queries. A search never waits for it: until it is done, no type is guessed. Built again
+after `ttl_s`, serving the old ones meanwhile. When the database or the encoder fails, searches go on without
+type guessing and a later one tries again after `retry_s`.
 """
 
 from __future__ import annotations
