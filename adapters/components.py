@@ -82,7 +82,7 @@ class Components:
             cache_enabled=settings.api_enable_cache,
         )
         self.keyword_search = SqlKeywordSearch(self.engine)
-        self.product_types = CatalogProductTypes(self.engine, self.encoder)  # type prototypes (issue 14)
+        self.product_types = CatalogProductTypes(self.engine, self.index.vectors)  # type prototypes (issue 14)
         self.catalog = CachedCatalog(
             self.fetch_products,
             self.product_exists,

@@ -1,11 +1,11 @@
 """The catalog's product types with prototype vectors (domain/product_types.py), built from the catalog itself.
 
-The types are the active products' `category_name` values; each prototype is the offline text model's
-embedding of the type's name and of its name with a few of its products' names (the first by id, so a
-rebuild is stable). Built in the background on first use, two encodings per type, one after another, through
-the same encoder as queries. A search never waits for it: until it is done, no type is guessed. Built again
-after `ttl_s`, serving the old ones meanwhile. When the database or the encoder fails, searches go on without
-type guessing and a later one tries again after `retry_s`.
+The types are the active products' `category_name` values; each prototype is the mean of the stored index
+vectors (the offline text model's embeddings of the products' names and descriptions, `vitrine index build`)
+of the type's first `SAMPLE_PRODUCTS` products by id, so a rebuild is stable and no encoder time is spent:
+one call to the index. Built in the background on first use; a search never waits for it: until it is done,
+no type is guessed. Built again after `ttl_s`, serving the old ones meanwhile. When the database or the index
+fails, searches go on without type guessing and a later one tries again after `retry_s`.
 """
 
 from __future__ import annotations
@@ -15,24 +15,27 @@ import contextlib
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.db.tables import products
-from domain.ports import Encoder
-from domain.product_types import SAMPLE_NAMES, ProductTypes, prototype_texts
+from domain.ports import Vector
+from domain.product_types import ProductTypes
 
 log = logging.getLogger("vitrine.product_types")
-MAX_TYPES = 500  # a catalog with more 'types' than this uses category_name for something else
+MAX_TYPES = 300  # a catalog with more 'types' than this uses category_name for something else
+SAMPLE_PRODUCTS = 30  # per type; MAX_TYPES * SAMPLE_PRODUCTS stays within one index call's limit (10k)
+StoredVectors = Callable[[list[int]], Awaitable[dict[int, Vector]]]  # IndexClient.vectors
 
 
 class CatalogProductTypes:
-    """`ProductTypeSource` over the catalog database and the text encoder."""
+    """`ProductTypeSource` over the catalog database and the index's stored vectors."""
 
-    def __init__(self, engine: AsyncEngine, encoder: Encoder, *, ttl_s: float = 1800.0, retry_s: float = 60.0):
+    def __init__(self, engine: AsyncEngine, vectors: StoredVectors, *, ttl_s: float = 1800.0, retry_s: float = 60.0):
         self._engine = engine
-        self._encoder = encoder
+        self._vectors = vectors
         self._ttl_s = ttl_s
         self._retry_s = retry_s
         self._types: ProductTypes | None = None
@@ -76,27 +79,26 @@ class CatalogProductTypes:
             self._failed_at = time.monotonic()
 
     async def build(self) -> ProductTypes:
-        names = await self._sample_names()
-        types = sorted(names)[:MAX_TYPES]
-        texts = [prototype_texts(name, names[name]) for name in types]
-        # One text at a time: all at once would flood the encoder's batching queue, and past its deadline it
-        # answers 503 to every search waiting in it (seen in the e2e suite on a loaded machine).
-        vectors = [[await self._encoder.encode_text(text) for text in pair] for pair in texts]
-        return ProductTypes.from_text_vectors(types, vectors)
+        ids = await self._sample_ids()
+        types = sorted(ids)[:MAX_TYPES]
+        stored = await self._vectors([pid for name in types for pid in ids[name]])
+        members = [[stored[pid] for pid in ids[name] if pid in stored] for name in types]
+        known = [(name, vectors) for name, vectors in zip(types, members, strict=True) if vectors]
+        return ProductTypes.from_text_vectors([name for name, _ in known], [vectors for _, vectors in known])
 
-    async def _sample_names(self) -> dict[str, list[str]]:
+    async def _sample_ids(self) -> dict[str, list[int]]:
         rank = sa.func.row_number().over(partition_by=products.c.category_name, order_by=products.c.id).label("rank")
         ranked = (
-            sa.select(products.c.category_name, products.c.product_name, rank)
+            sa.select(products.c.category_name, products.c.id, rank)
             .where(products.c.is_active, products.c.category_name.is_not(None))
             .subquery()
         )
-        statement = sa.select(ranked.c.category_name, ranked.c.product_name).where(ranked.c.rank <= SAMPLE_NAMES)
+        statement = sa.select(ranked.c.category_name, ranked.c.id).where(ranked.c.rank <= SAMPLE_PRODUCTS)
         async with self._engine.connect() as connection:
             rows = (await connection.execute(statement.order_by(ranked.c.category_name, ranked.c.rank))).all()
-        names: dict[str, list[str]] = defaultdict(list)
+        ids: dict[str, list[int]] = defaultdict(list)
         for row in rows:
             category = str(row.category_name).strip()
             if category:
-                names[category].append(str(row.product_name))
-        return names
+                ids[category].append(int(row.id))
+        return ids

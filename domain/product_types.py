@@ -2,9 +2,9 @@
 
 Shoppers say 'puffer', 'haversack' or 'something to keep the sun off my head'; the catalog says Jackets,
 Backpacks and Caps, and no synonym table lists every such word. The catalog's own types are the vocabulary
-here (its article types, `category_name`), each with a prototype vector made by the offline text model from
-the type's name and a few of its products' names (adapters/product_types.py builds them from the catalog and
-the encoder). A query whose words name no type asks for the type whose prototype is nearest its own
+here (its article types, `category_name`), each with a prototype vector: the mean of the offline text model's
+vectors of a few of its products (adapters/product_types.py takes them from the index, so no encoder time is
+spent). A query whose words name no type asks for the type whose prototype is nearest its own
 embedding, when that is near enough (`TypeGuessing.min_similarity`); the keyword leg then looks for that type
 too (domain/query_understanding.py `with_type`).
 """
@@ -18,13 +18,6 @@ from typing import Protocol
 import numpy as np
 
 from domain.ports import Vector
-
-SAMPLE_NAMES = 10  # product names per type in its prototype text
-
-
-def prototype_texts(type_name: str, product_names: Sequence[str]) -> tuple[str, str]:
-    """The two texts a type's prototype is the mean of: its name, and its name with a few product names."""
-    return type_name, f"{type_name}: " + ". ".join(product_names[:SAMPLE_NAMES])
 
 
 @dataclass(frozen=True)
@@ -46,7 +39,7 @@ class ProductTypes:
 
     @classmethod
     def from_text_vectors(cls, names: Sequence[str], vectors: Sequence[Sequence[Vector]]) -> ProductTypes:
-        """Each type's prototype: the normalised mean of its texts' vectors."""
+        """Each type's prototype: the normalised mean of its vectors (of its products, or of texts about it)."""
         rows = []
         for texts in vectors:
             mean = np.mean(np.stack([np.asarray(v, dtype=np.float32) for v in texts]), axis=0)

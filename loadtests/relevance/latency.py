@@ -53,7 +53,7 @@ async def main() -> None:
         engine, _memo_encoder, index = await tune.load_stack(None, Path(workdir))
         encoder = Uncached()
         keywords = SqlKeywordSearch(engine)
-        types = CatalogProductTypes(engine, encoder)
+        types = CatalogProductTypes(engine, index.vectors)
         await types.ready()  # built once, before timing (a service builds them in the background)
         common = dict(
             encoder=encoder,

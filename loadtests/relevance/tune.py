@@ -57,7 +57,7 @@ class MemoryIndex:
     """Exact inner-product search with the index runner's filters (price, stock, brand, category, merchant)."""
 
     def __init__(self, ids: np.ndarray, vectors: np.ndarray, rows: Mapping[int, Mapping[str, Any]]) -> None:
-        self.ids, self.vectors, self.rows = ids, vectors, rows
+        self.ids, self.matrix, self.rows = ids, vectors, rows
 
     def _keep(self, pid: int, filters: SearchFilters | None) -> bool:
         if filters is None:
@@ -73,9 +73,13 @@ class MemoryIndex:
             and (filters.merchants is None or row["merchant_name"] in filters.merchants)
         )
 
+    async def vectors(self, product_ids: list[int]) -> dict[int, np.ndarray]:
+        positions = {int(pid): i for i, pid in enumerate(self.ids)}
+        return {pid: self.matrix[positions[pid]] for pid in product_ids if pid in positions}
+
     async def search(self, vector: np.ndarray, *, k: int, filters: SearchFilters | None) -> IndexHits:
         keep = np.array([self._keep(int(pid), filters) for pid in self.ids])
-        scores = self.vectors @ vector
+        scores = self.matrix @ vector
         scores[~keep] = -np.inf
         order = np.argsort(-scores, kind="stable")[: min(k, int(keep.sum()))]
         return IndexHits(
@@ -184,7 +188,7 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as workdir:
         engine, encoder, index = await load_stack(args.database_url, Path(workdir))
         keywords = SqlKeywordSearch(engine)
-        types = CatalogProductTypes(engine, encoder)
+        types = CatalogProductTypes(engine, index.vectors)
         await types.ready()  # a service builds them in the background; here every query finds them built
         pipeline = SearchPipeline(
             encoder=encoder,

@@ -7,7 +7,7 @@ import pytest
 
 from domain.api_models import SearchRequest
 from domain.lexical import KeywordHits, KeywordQuery, Vocabulary
-from domain.product_types import ProductTypes, TypeGuessing, prototype_texts
+from domain.product_types import ProductTypes, TypeGuessing
 from domain.query_understanding import names_a_type, type_words, understand, with_type
 from domain.search import SearchPipeline
 from tests.unit.fakes import FakeCache, FakeCatalog, FakeEncoder, FakeIndex, catalog_rows
@@ -17,11 +17,6 @@ VOCABULARY = Vocabulary(
     colours=("Red",),
     documents=1099,
 )
-
-
-def test_prototype_texts_name_the_type_and_a_few_products():
-    name, sample = prototype_texts("Caps", [f"Cap {i}" for i in range(30)])
-    assert name == "Caps" and sample.startswith("Caps: Cap 0. Cap 1") and "Cap 10" not in sample
 
 
 def test_the_nearest_prototype_is_the_guess_when_near_enough():
