@@ -69,7 +69,7 @@ def test_shoppers_words(stack):
 
 def test_words_no_table_lists(stack):
     # issue 14: a colour shade, a relation, a negation, a thing described instead of named
-    crimson = search(stack, "crimson t-shirt")
+    crimson = search(stack, "crimson t-shirt", limit=10)
     assert crimson["interpretation"]["applied_filters"]["colour"] == ["Red"]
     assert [(r["category_name"], r["colour"]) for r in crimson["results"]] == [("Tshirts", "Red")] * 10
     body = search(stack, "tshirt not black")
