@@ -15,18 +15,21 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.cache import Cache
+from adapters.colour_library import colour_lexicon
 from adapters.db.engine import create_engine
 from adapters.db.failures import database_call
 from adapters.db.interactions import SqlInteractionLog
 from adapters.db.keyword_search import SqlKeywordSearch
 from adapters.db.migrate import schema_readiness
 from adapters.db.products import best_products, count_active_products, fetch_products, product_exists
+from adapters.dictionary import english_words
 from adapters.health import Health, RunnerState
 from adapters.local_index import InProcessIndex
 from adapters.loop_lag import watch_loop_lag
 from adapters.metrics import FEEDBACK_EVENTS, observe_stage
 from adapters.observability import Observability
 from adapters.product_cache import CachedCatalog
+from adapters.product_types import CatalogProductTypes
 from adapters.runner_clients import EncoderClient, IndexClient
 from adapters.user_state import CacheSessionStore, CacheUserVersions, Profiles
 from adapters.vector_cache import CachedProductVectors
@@ -70,6 +73,7 @@ class Components:
         )
         model_tag = self.runners.model_tag  # read per request: known once a runner has said it
         self.keyword_search = SqlKeywordSearch(self.engine)
+        self.product_types = CatalogProductTypes(self.engine, self.index.vectors)  # type prototypes (issue 14)
         self.catalog = CachedCatalog(
             self.fetch_products,
             self.product_exists,
@@ -85,6 +89,9 @@ class Components:
             model_tag=model_tag,
             index_version=lambda: self.index.version,
             keywords=self.keyword_search,  # the keyword leg of hybrid search (migration 0002)
+            colour_names=colour_lexicon(),  # colour shades -> catalog colours (issue 14)
+            product_types=self.product_types,
+            dictionary=english_words(),  # real words are not typos
             cache_ttl=settings.api_cache_ttl_search,
             cache_enabled=settings.api_enable_cache,
             observe=observe_stage,
@@ -161,6 +168,7 @@ class Components:
             if isinstance(outcome, Exception):  # a failure must not stop the engine and the pool being closed
                 log.warning("background task %s had failed: %r", task.get_name(), outcome)
         await self.keyword_search.close()
+        await self.product_types.close()
         await self.cache.close()
         await self.engine.dispose()
 

@@ -36,6 +36,8 @@ class TermGroup:
     'red dress' ranks red dresses first without bringing in every red product of the catalog. An `attribute`
     group matches what a product is (its colour, who it is for: the attributes field), not what its text
     mentions. A product containing one of `excludes` does not match the group ('shirt' excludes 't shirt').
+    A negative `weight` is something the shopper does not want ('not black', 'without heels'): the group
+    never admits a product, and lowers the score of the products it matches below those it does not.
     """
 
     forms: tuple[str, ...]
@@ -50,6 +52,12 @@ class TermGroup:
         bad = [form for form in (*self.forms, *self.excludes) if not is_form(form)]
         if bad:
             raise ValueError(f"term forms must be lower-case words separated by spaces: {bad!r}")
+        if self.weight < 0 and self.admits:
+            raise ValueError("a group that is not wanted (negative weight) cannot admit products")
+
+    @property
+    def unwanted(self) -> bool:
+        return self.weight < 0
 
 
 @dataclass(frozen=True)
@@ -73,7 +81,12 @@ class KeywordQuery:
         marked = tuple(group for group in self.groups if group.admits)
         if marked or self.partial:
             return marked
-        return self.groups
+        return tuple(group for group in self.groups if not group.unwanted)
+
+    @property
+    def wanted(self) -> tuple[TermGroup, ...]:
+        """The groups that are not negated."""
+        return tuple(group for group in self.groups if not group.unwanted)
 
 
 @dataclass(frozen=True)

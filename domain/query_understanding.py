@@ -6,12 +6,16 @@ vocabulary (domain/lexical.py) and returns:
 - the text to embed: price phrases taken out, misspelt words corrected ("ladies red dress");
 - a price range stated in words ("under 50", "below $30", "between 20 and 40", "from 30 to 60", "over 100"),
   which becomes a filter unless the request brings its own (`merge_filters`);
-- the catalog colours named ("red", "navy" -> Navy Blue), and who it is for ("for guys", "ladies'", "womens");
+- the catalog colours named ("red", "navy" -> Navy Blue; a shade such as "crimson" -> Red through a colour
+  library, domain/colour_names.py), and who it is for ("for guys", "ladies'", "for my wife", "for him");
+- what the shopper does not want ("not black", "without heels", "non sports"): groups that lower the score of
+  products matching them, and words the encoder never sees (an embedding of "not black" is near "black");
 - the keyword query: one term group per thing asked for, each with the forms a catalog may use for it
   (plural and singular, catalog spellings, synonyms from domain/synonyms.py), keeping only forms the
   catalog's vocabulary contains.
 
-Spelling is corrected only for words the catalog does not contain, only towards words it does (or words the
+Spelling is corrected only for words the catalog does not contain and a dictionary of the language (when given)
+does not know, only towards words the catalog contains (or words the
 synonym table knows), and only by one edit (two for words of six letters or more, keeping the first letter;
 a swap of neighbours counts as one), so a correction never invents a word that matches nothing.
 Pure: no I/O; rapidfuzz does the edit distances.
@@ -21,12 +25,13 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rapidfuzz.distance import DamerauLevenshtein
 
+from domain.colour_names import LONGEST_NAME, ColourLexicon
 from domain.filters import SearchFilters
 from domain.lexical import KeywordQuery, TermGroup, Vocabulary, is_form
 from domain.synonyms import COLOURS, NOT_THE_SAME, SPELLINGS, SYNONYMS, longest_key
@@ -42,7 +47,7 @@ STOPWORDS = frozenset(
     _words(
         "a an the and or for with in on of to my me i im some any want wants need needs looking look show find buy "
         "get please pair pairs new nice good best rated cheap cheapest budget affordable item items stuff "
-        "something that this those these is are be by from at as"
+        "something that this those these is are be by from at as but which who its it"
     )
 )
 # Who it is for: shopper words -> the forms catalogs use (unisex products suit men and women alike).
@@ -53,14 +58,30 @@ AUDIENCES: dict[str, tuple[str, ...]] = {
     "boys": ("boys", "boy", "kids"),
     "kids": ("kids", "kid", "girls", "boys", "children"),
 }
+# A relation names who it is for as surely as "men" does ("for my husband"); grown-up relations are read as
+# men or women (a niece or a nephew as a child).
 AUDIENCE_WORDS: dict[str, str] = {
     **dict.fromkeys(_words("men mens man mans male males guy guys gent gents gentleman gentlemen him his he"), "men"),
+    **dict.fromkeys(
+        _words(
+            "husband husbands hubby boyfriend boyfriends bf dad dads daddy father fathers grandpa grandad granddad "
+            "grandfather brother brothers bro uncle fiance groom lad lads bloke blokes fella fellas dude dudes sir"
+        ),
+        "men",
+    ),
     **dict.fromkeys(
         _words("women womens woman womans female females lady ladies ladys her hers she"),
         "women",
     ),
-    **dict.fromkeys(_words("girl girls daughter"), "girls"),
-    **dict.fromkeys(_words("boy boys son"), "boys"),
+    **dict.fromkeys(
+        _words(
+            "wife wives wifey missus mrs girlfriend girlfriends gf mum mums mom moms mommy mummy mother mothers "
+            "grandma granny nan nana grandmother sister sisters sis aunt auntie aunty fiancee bride madam gal gals"
+        ),
+        "women",
+    ),
+    **dict.fromkeys(_words("girl girls daughter daughters niece nieces"), "girls"),
+    **dict.fromkeys(_words("boy boys son sons nephew nephews"), "boys"),
     **dict.fromkeys(_words("kid kids child children childrens toddler toddlers"), "kids"),
 }
 # Everyday words that are not typos even when a catalog does not use them ("beach" is not "peach").
@@ -73,6 +94,9 @@ PROTECTED_WORDS = frozenset(
         "slim loose long short tall petite"
     )
 )
+# Words saying that what follows is not wanted; `non` binds to the one word after it ('non sports shoes').
+NEGATIONS = frozenset(_words("not no without except excluding non nothing"))
+NEGATION_PHRASES = (("other", "than"), ("apart", "from"), ("rather", "than"))
 # Colour-name words too vague to name a colour on their own.
 VAGUE_COLOUR_WORDS = frozenset(_words("light dark pale deep bright multi mid"))
 MIN_CORRECTABLE_LENGTH = 4
@@ -123,6 +147,9 @@ class UnderstoodQuery:
     audience: str | None  # "men", "women", "girls", "boys" or "kids"
     keyword: KeywordQuery
     corrections: dict[str, str] = field(default_factory=dict)
+    excluded_colours: tuple[str, ...] = ()  # catalog colours the words rule out ("not black")
+    excluded_words: tuple[str, ...] = ()  # other words ruled out ("without heels" -> heels)
+    product_type: str | None = None  # a catalog type guessed from the words' meaning (`with_type`)
 
 
 @dataclass(frozen=True)
@@ -135,20 +162,32 @@ class Weights:
     # women' means it, even though 'red' and 'women' are common words.
     colour: float = 3.5
     audience: float = 5.0
+    guessed_type: float = 1.0  # a catalog type the words name none of, guessed from their meaning
 
 
-def understand(query: str, vocabulary: Vocabulary, *, weights: Weights = Weights()) -> UnderstoodQuery:
+def understand(
+    query: str,
+    vocabulary: Vocabulary,
+    *,
+    weights: Weights = Weights(),
+    colour_names: ColourLexicon | None = None,
+    dictionary: Collection[str] = frozenset(),
+) -> UnderstoodQuery:
     normalised = _normalise(query)
     price, text = _extract_price(normalised)
     words = _WORD.findall(text.replace("-", " "))
-    corrections = _corrections(words, vocabulary)
+    shades = colour_names.shades_for(vocabulary.colours) if colour_names is not None else {}
+    corrections = _corrections(words, vocabulary, shades, dictionary)
     tokens = _join_spellings([corrections.get(word, word) for word in words])
     # The encoder reads the shopper's own words ('t-shirt', not the keyword leg's 'tshirt'), less the price
     # phrase, with misspelt words replaced; untouched when there was nothing to take out or correct.
     embed_text = query.strip()
     if text != normalised or corrections:
         embed_text = _replace_words(text, corrections) or normalised
-    colours, colour_spans = _colours(tokens, vocabulary)
+    tokens, negated = _negations(tokens, vocabulary, shades)
+    if negated:
+        embed_text = " ".join(tokens) or embed_text  # what is not wanted never reaches the encoder
+    colours, colour_spans = _colours(tokens, vocabulary, shades)
     audience = next((AUDIENCE_WORDS[token] for token in tokens if token in AUDIENCE_WORDS), None)
 
     groups: list[TermGroup] = []
@@ -169,6 +208,8 @@ def understand(query: str, vocabulary: Vocabulary, *, weights: Weights = Weights
     ]
     word_groups, unmatched = _word_groups(rest, vocabulary, weights)
     groups.extend(word_groups)
+    excluded_colours, excluded_words, unwanted = _unwanted(negated, vocabulary, weights, shades, colours)
+    groups.extend(unwanted)
     return UnderstoodQuery(
         original=query,
         text=embed_text,
@@ -178,7 +219,34 @@ def understand(query: str, vocabulary: Vocabulary, *, weights: Weights = Weights
         audience=audience,
         keyword=KeywordQuery(tuple(groups), partial=unmatched > 0),
         corrections=corrections,
+        excluded_colours=excluded_colours,
+        excluded_words=excluded_words,
     )
+
+
+def type_words(type_names: Iterable[str]) -> frozenset[str]:
+    """Every word of the catalog's type names, singular and plural ('Flip Flops' -> flip, flips, flop...)."""
+    return frozenset(form for name in type_names for word in name.lower().split() for form in _inflections(word))
+
+
+def names_a_type(understood: UnderstoodQuery, words: frozenset[str]) -> bool:
+    """Whether a wanted word group of the query is, or stands for, a word of a catalog type name."""
+    return any(
+        word in words for group in understood.keyword.wanted if not group.attribute for form in group.forms
+        for word in form.split()
+    )  # fmt: skip
+
+
+def with_type(
+    understood: UnderstoodQuery, type_name: str, vocabulary: Vocabulary, *, weights: Weights = Weights()
+) -> UnderstoodQuery:
+    """The query asking for a catalog type too (domain/product_types.py guessed it from the words' meaning)."""
+    forms = _known(_variants(type_name.lower()), vocabulary)
+    if not forms:
+        return understood
+    group = _group(forms, vocabulary, weight=weights.guessed_type)
+    keyword = KeywordQuery((*understood.keyword.groups, group), partial=understood.keyword.partial)
+    return replace(understood, keyword=keyword, product_type=type_name)
 
 
 def merge_filters(
@@ -264,11 +332,16 @@ for _other, _canonical in SPELLINGS.items():
     _SPELT_AS.setdefault(_canonical, []).append(_other)
 
 
-def _corrections(words: list[str], vocabulary: Vocabulary) -> dict[str, str]:
+def _corrections(
+    words: list[str], vocabulary: Vocabulary, shades: Mapping[str, object], dictionary: Collection[str]
+) -> dict[str, str]:
     if not vocabulary.words:
         return {}
     corrections: dict[str, str] = {}
     for word in words:
+        # 'mustard' is a colour, not a misspelt 'mustang'; 'keep' a word of the language, not a misspelt 'deep'
+        if word in shades or word in dictionary:
+            continue
         replacement = _correction(word, vocabulary)
         if replacement is not None:
             corrections[word] = replacement
@@ -290,6 +363,7 @@ def _correction(token: str, vocabulary: Vocabulary) -> str | None:
         or token in COLOURS
         or token in SPELLINGS
         or token in AUDIENCE_WORDS
+        or token in NEGATIONS
         or token in STOPWORDS
         or token in PROTECTED_WORDS
         or _inflections(token) & vocabulary.words.keys()
@@ -319,10 +393,14 @@ def _candidates(vocabulary: Vocabulary, length: int, limit: int) -> Iterable[str
                 yield form
 
 
-def _colours(tokens: Sequence[str], vocabulary: Vocabulary) -> tuple[tuple[str, ...], set[int]]:
+def _colours(
+    tokens: Sequence[str], vocabulary: Vocabulary, shades: Mapping[str, tuple[str, ...]]
+) -> tuple[tuple[str, ...], set[int]]:
     """Catalog colours the tokens name: whole names first ('navy blue' -> Navy Blue), then single words, each
     naming every colour containing it ('blue' -> Blue, Navy Blue; 'navy' -> Navy Blue) or the colours a
-    shopper's word stands for ('gray' -> Grey, through domain/synonyms.py)."""
+    shopper's word stands for ('gray' -> Grey, through domain/synonyms.py), then the colour library's names
+    ('crimson' -> Red, 'bottle green' -> Green; domain/colour_names.py). A library name of one word that the
+    catalog uses for something else ('denim') is left to the keyword leg."""
     found: list[str] = []
     used: set[int] = set()
     names = sorted(vocabulary.colours, key=lambda name: -len(name.split()))
@@ -335,15 +413,119 @@ def _colours(tokens: Sequence[str], vocabulary: Vocabulary) -> tuple[tuple[str, 
             if list(tokens[start : start + len(words)]) == words and not span & used:
                 found.append(name)
                 used |= span
+    for size in range(LONGEST_NAME, 1, -1):  # library phrases: 'bottle green', 'hot pink', 'dusty rose'
+        for start in range(len(tokens) - size + 1):
+            span = set(range(start, start + size))
+            phrase = " ".join(tokens[start : start + size])
+            if span & used or phrase not in shades:
+                continue
+            own = _catalog_colours_named(tokens[start : start + size], names)
+            found.extend(own or shades[phrase])  # 'light blue' stays Blue/Navy Blue, as before
+            used |= span
     for index, token in enumerate(tokens):
         if index in used or token in VAGUE_COLOUR_WORDS:
             continue
-        named = set(COLOURS.get(token, (token,)))
-        matches = [name for name in names if named & set(name.lower().split())]
+        matches = _catalog_colours_named([token], names)
+        if not matches and token in shades and token not in vocabulary.words and _free_word(token):
+            matches = [name for name in shades[token] if name in names]
         if matches:
             found.extend(matches)
             used.add(index)
     return tuple(_dedupe(found)), used
+
+
+def _catalog_colours_named(tokens: Sequence[str], names: Sequence[str]) -> list[str]:
+    named = {colour for token in tokens for colour in COLOURS.get(token, (token,))}
+    return [name for name in names if named & set(name.lower().split())]
+
+
+def _free_word(token: str) -> bool:
+    """Not a word with a job of its own in a query (who it is for, a filler, a synonym-table word)."""
+    return not (
+        token in AUDIENCE_WORDS
+        or token in STOPWORDS
+        or token in PROTECTED_WORDS
+        or token in _SYNONYM_WORDS
+        or token in VAGUE_COLOUR_WORDS
+    )
+
+
+def _negations(
+    tokens: list[str], vocabulary: Vocabulary, shades: Mapping[str, tuple[str, ...]]
+) -> tuple[list[str], list[list[str]]]:
+    """The tokens less the negated phrases, and the negated phrases ('tshirt not black' -> [tshirt], [[black]]).
+
+    A negation word ('not', 'without', 'other than'...) rules out what follows it, after any filler ('not a
+    backpack', 'not for sports'): one word, or two when they name one thing ('navy blue', 'flip flops',
+    'sports shoes'); 'non' only ever the one word after it ('non sports shoes' still asks for shoes).
+    """
+    kept: list[str] = []
+    negated: list[list[str]] = []
+    index = 0
+    while index < len(tokens):
+        token = tokens[index]
+        cue = 0
+        if token in NEGATIONS:
+            cue = 1
+        elif tuple(tokens[index : index + 2]) in NEGATION_PHRASES:
+            cue = 2
+        if not cue:
+            kept.append(token)
+            index += 1
+            continue
+        start = index + cue
+        while start < len(tokens) and tokens[start] in STOPWORDS and tokens[start] not in NEGATIONS:
+            start += 1
+        if start >= len(tokens) or tokens[start] in AUDIENCE_WORDS or tokens[start] in NEGATIONS:
+            index += cue  # nothing that can be ruled out follows: drop the cue alone
+            continue
+        size = 1
+        pair = " ".join(tokens[start : start + 2])
+        if token != "non" and start + 1 < len(tokens) and _one_thing(pair, vocabulary, shades):
+            size = 2
+        negated.append(tokens[start : start + size])
+        index = start + size
+    return kept, negated
+
+
+def _one_thing(phrase: str, vocabulary: Vocabulary, shades: Mapping[str, tuple[str, ...]]) -> bool:
+    return (
+        phrase in SYNONYMS
+        or phrase in shades
+        or phrase in {colour.lower() for colour in vocabulary.colours}
+        or phrase in _SPELT_AS
+        or any(phrase in forms for forms in SYNONYMS.values())
+    )
+
+
+def _unwanted(
+    negated: list[list[str]],
+    vocabulary: Vocabulary,
+    weights: Weights,
+    shades: Mapping[str, tuple[str, ...]],
+    wanted_colours: tuple[str, ...],
+) -> tuple[tuple[str, ...], tuple[str, ...], list[TermGroup]]:
+    """Groups that lower the score of what the negated phrases name: a colour in the attributes field, other
+    words wherever they occur; a colour the shopper also asks for ('blue not navy blue') keeps its own."""
+    colours: list[str] = []
+    words: list[str] = []
+    for phrase in negated:
+        named, _ = _colours(phrase, vocabulary, shades)
+        if named:
+            colours.extend(colour for colour in named if colour not in wanted_colours)
+        else:
+            words.extend(phrase)
+    groups: list[TermGroup] = []
+    colour_forms = _known(_dedupe(colour.lower() for colour in colours), vocabulary)
+    if colour_forms:
+        weight = weights.colour * vocabulary.idf(colour_forms)
+        groups.append(TermGroup(colour_forms, weight=-weight, admits=False, attribute=True))
+    word_groups, _ = _word_groups([word for word in words if word not in STOPWORDS], vocabulary, weights)
+    groups.extend(
+        TermGroup(group.forms, weight=-abs(group.weight), admits=False, excludes=group.excludes)
+        for group in word_groups
+    )
+    return tuple(_dedupe(colours)), tuple(words), groups
 
 
 def _word_groups(tokens: list[str], vocabulary: Vocabulary, weights: Weights) -> tuple[list[TermGroup], int]:

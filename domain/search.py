@@ -18,6 +18,12 @@ relevance benchmark, dropping them instead (falling back only when nothing of th
 0.11 NDCG@10 on colour queries: 'red dress' would show red t-shirts, since this catalog has no red dress.
 The vector leg has no colour field to filter on; the words alone steer it.
 
+What the words rule out ("not black", "without heels") ranks last in the keyword and hybrid modes (a colour is
+reported in `applied_filters["excluded_colour"]`) and is never embedded. In hybrid mode, a query whose words
+name no catalog type ('puffer', 'something to keep the sun off my head') also asks the keyword leg for the type
+whose prototype is nearest its embedding (domain/product_types.py), reported in `applied_filters["product_type"]`;
+such a query's keyword search waits for its encoding, every other one runs alongside it as before.
+
 Written against the protocols in domain/ports.py and domain/lexical.py; service.py wires it to the encoder
 and index runners, the catalog database and Redis. Stage timings go to `observe(stage, seconds)`.
 """
@@ -33,12 +39,22 @@ from typing import Any, Literal
 
 from domain import cache_keys
 from domain.api_models import ProductResult, QueryInterpretation, SearchMode, SearchRequest, SearchResponse
+from domain.colour_names import ColourLexicon
 from domain.errors import Unsupported
 from domain.filters import SearchFilters
 from domain.fusion import Ranked, linear_fusion, reciprocal_rank_fusion
 from domain.lexical import EMPTY_VOCABULARY, KeywordHits, KeywordQuery, KeywordSearcher, Vocabulary
 from domain.ports import Encoder, IndexHits, ProductLookup, ResultCache, Vector, VectorSearcher
-from domain.query_understanding import UnderstoodQuery, Weights, merge_filters, understand
+from domain.product_types import ProductTypeSource, TypeGuessing
+from domain.query_understanding import (
+    UnderstoodQuery,
+    Weights,
+    merge_filters,
+    names_a_type,
+    type_words,
+    understand,
+    with_type,
+)
 from domain.ranking import BACKFILL_SLACK, RankedPage, ranked_page
 
 NO_RESULTS = "No products match this search."
@@ -61,6 +77,7 @@ class SearchTuning:
     # asked for (pages 1..5 of 20 come from one fused list and never overlap or skip).
     fusion_depth: int = 100
     understanding: Weights = field(default_factory=Weights)
+    type_guessing: TypeGuessing = field(default_factory=TypeGuessing)
 
 
 @dataclass
@@ -72,6 +89,9 @@ class SearchPipeline:
     model_tag: Callable[[], str]
     index_version: Callable[[], str]
     keywords: KeywordSearcher | None = None  # None: vector search only
+    colour_names: ColourLexicon | None = None  # shades ('crimson') -> catalog colours; None: catalog names only
+    product_types: ProductTypeSource | None = None  # type prototypes (domain/product_types.py); None: no guessing
+    dictionary: frozenset[str] = frozenset()  # words of the language, never taken for typos
     default_mode: SearchMode = "hybrid"
     tuning: SearchTuning = field(default_factory=SearchTuning)
     cache_ttl: int = 300
@@ -109,13 +129,25 @@ class SearchPipeline:
                 return response
 
         t0 = time.perf_counter()
-        understood = understand(request.query, await self._vocabulary(), weights=self.tuning.understanding)
+        understood = understand(
+            request.query,
+            await self._vocabulary(),
+            weights=self.tuning.understanding,
+            colour_names=self.colour_names,
+            dictionary=self.dictionary,
+        )
         filters, applied = merge_filters(request.filters, understood)
         self.observe("understand_query", time.perf_counter() - t0)
 
-        page, matched = await self._text_page(mode, understood, filters, limit=request.limit, offset=request.offset)
+        page, matched, guessed = await self._text_page(
+            mode, understood, filters, limit=request.limit, offset=request.offset
+        )
         if understood.colours and mode != "vector":
             applied = {**applied, "colour": list(understood.colours)}  # ranked first; see the module doc
+        if understood.excluded_colours and mode != "vector":
+            applied = {**applied, "excluded_colour": list(understood.excluded_colours)}  # ranked last
+        if guessed is not None:
+            applied = {**applied, "product_type": guessed}
         interpretation = None
         if understood.corrected is not None or applied:
             interpretation = QueryInterpretation(corrected_query=understood.corrected, applied_filters=applied)
@@ -170,30 +202,52 @@ class SearchPipeline:
 
     async def _text_page(
         self, mode: SearchMode, understood: UnderstoodQuery, filters: SearchFilters | None, *, limit: int, offset: int
-    ) -> tuple[RankedPage, int | None]:
-        """The page, and how many products the words matched (None when the keyword leg was not asked)."""
+    ) -> tuple[RankedPage, int | None, str | None]:
+        """The page, how many products the words matched (None when the keyword leg was not asked), and the
+        product type guessed from the words' meaning (hybrid only, when the words name none)."""
         if mode == "keyword":
             fetch = self._keyword_only(understood.keyword, filters)
             page = await ranked_page(fetch, self.catalog, offset=offset, limit=limit)
-            return page, page.total
+            return page, page.total, None
         if mode == "vector":
             vector = await self._encode(understood.text)
-            return await ranked_page(self._index_hits(vector, filters), self.catalog, offset=offset, limit=limit), None
+            page = await ranked_page(self._index_hits(vector, filters), self.catalog, offset=offset, limit=limit)
+            return page, None, None
         # Hybrid: the keyword leg needs no vector, so it runs while the query is encoded; the first page of hits
         # then waits only for whichever of (encode + index search) and (keyword search) takes longer.
         depth = max(self.tuning.fusion_depth, offset + limit + BACKFILL_SLACK)
         keyword_task = asyncio.create_task(self._keyword_search(understood.keyword, depth, filters))
         try:
             vector = await self._encode(understood.text)
+            typed = await self._with_guessed_type(understood, vector)
+            if typed is not understood:
+                # Words naming no type: the keyword leg looks again, for the type their meaning is nearest.
+                # Only such queries wait for the encoder before their keyword search.
+                keyword_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await keyword_task
+                understood = typed
+                keyword_task = asyncio.create_task(self._keyword_search(understood.keyword, depth, filters))
             fetch = self._hybrid_hits(vector, understood.keyword, filters, prefetched=(depth, keyword_task))
             page = await ranked_page(fetch, self.catalog, offset=offset, limit=limit)
             matched = (await keyword_task).total if understood.keyword.admitting else None
-            return page, matched
+            return page, matched, understood.product_type
         finally:
             # Normally already awaited; after a failure elsewhere, stop it and collect its outcome quietly.
             keyword_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await keyword_task
+
+    async def _with_guessed_type(self, understood: UnderstoodQuery, vector: Vector) -> UnderstoodQuery:
+        if self.product_types is None:
+            return understood
+        types = await self.product_types.product_types()
+        if types is None or names_a_type(understood, type_words(types.names)):
+            return understood
+        guessed = types.nearest(vector, guessing=self.tuning.type_guessing)
+        if guessed is None:
+            return understood
+        return with_type(understood, guessed, await self._vocabulary(), weights=self.tuning.understanding)
 
     async def _encode(self, text: str) -> Vector:
         t0 = time.perf_counter()

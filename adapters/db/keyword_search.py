@@ -118,7 +118,10 @@ class SqlKeywordSearch:
         matches = [
             f"({_tsquery(group, label=PG_CLASSES[ATTRIBUTES] if group.attribute else '')})" for group in query.groups
         ]
-        params["every"] = " & ".join(matches)
+        # A negated group ('not black') is scored, but takes no part in choosing candidates.
+        params["every"] = " & ".join(
+            match for match, group in zip(matches, query.groups, strict=True) if not group.unwanted
+        )
         params["any"] = " | ".join(
             match for match, group in zip(matches, query.groups, strict=True) if group in admitting
         )
@@ -140,7 +143,7 @@ class SqlKeywordSearch:
         # prepared statement would parse it again for every candidate row.
         every = (
             f"SELECT p.id FROM products AS p, q WHERE p.{SEARCH_DOCUMENT} @@ q.every AND {where} LIMIT :cap"
-            if len(query.groups) > 1
+            if len(query.wanted) > 1
             else None
         )
         anyone = f"SELECT p.id FROM products AS p, q WHERE p.{SEARCH_DOCUMENT} @@ q.any AND {where} LIMIT :cap"

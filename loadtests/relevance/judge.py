@@ -25,6 +25,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 CATALOG_DIR = REPO.parent / "shared" / "data" / "fashion-product-images"
 QUERIES_FILE = HERE / "queries.tsv"
+HARD_QUERIES_FILE = HERE / "queries_hard.tsv"  # issue 14's hard splits; hard-frozen is never tuned on
 
 AUDIENCE_MATCHES = {
     "Men": {"Men", "Unisex"},
@@ -66,9 +67,9 @@ def _price(cell: str) -> float | None:
     return float(cell) if cell.strip() else None
 
 
-def load_queries(path: Path = QUERIES_FILE) -> list[Query]:
-    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line and not line.startswith("#")]
-    rows = list(csv.DictReader(lines, delimiter="\t"))
+def load_queries(*paths: Path) -> list[Query]:
+    """The queries of `paths` (default: queries.tsv, then queries_hard.tsv)."""
+    rows = [row for path in paths or (QUERIES_FILE, HARD_QUERIES_FILE) for row in _rows(path)]
     queries = [
         Query(
             split=row["split"],
@@ -87,6 +88,11 @@ def load_queries(path: Path = QUERIES_FILE) -> list[Query]:
     if len(set(texts)) != len(texts):
         raise ValueError("queries.tsv has a query twice")
     return queries
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line and not line.startswith("#")]
+    return list(csv.DictReader(lines, delimiter="\t"))
 
 
 def load_catalog(directory: Path = CATALOG_DIR) -> dict[int, Product]:

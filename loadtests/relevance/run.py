@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import judge
 
 MODES = ("keyword", "vector", "hybrid")
-SPLITS = ("dev", "test", "fresh")
+SPLITS = ("dev", "test", "fresh", "hard-tune", "hard-frozen")
 LIMIT = 50
 FAILURE_NDCG = 0.8
 REPORTS = judge.REPO / "reports"

@@ -32,10 +32,13 @@ sys.path[:0] = [str(HERE), str(HERE.parents[1])]
 
 import judge  # noqa: E402
 
+from adapters.colour_library import colour_lexicon  # noqa: E402
 from adapters.db.engine import create_engine  # noqa: E402
 from adapters.db.keyword_search import KeywordTuning, SqlKeywordSearch  # noqa: E402
 from adapters.db.migrate import upgrade  # noqa: E402
 from adapters.db.products import count_active_products, fetch_products, import_feed, iter_active_products  # noqa: E402
+from adapters.dictionary import english_words  # noqa: E402
+from adapters.product_types import CatalogProductTypes  # noqa: E402
 from domain.api_models import SearchRequest  # noqa: E402
 from domain.catalog_feed import read_feed  # noqa: E402
 from domain.filters import SearchFilters  # noqa: E402
@@ -54,7 +57,7 @@ class MemoryIndex:
     """Exact inner-product search with the index runner's filters (price, stock, brand, category, merchant)."""
 
     def __init__(self, ids: np.ndarray, vectors: np.ndarray, rows: Mapping[int, Mapping[str, Any]]) -> None:
-        self.ids, self.vectors, self.rows = ids, vectors, rows
+        self.ids, self.matrix, self.rows = ids, vectors, rows
 
     def _keep(self, pid: int, filters: SearchFilters | None) -> bool:
         if filters is None:
@@ -70,9 +73,13 @@ class MemoryIndex:
             and (filters.merchants is None or row["merchant_name"] in filters.merchants)
         )
 
+    async def vectors(self, product_ids: list[int]) -> dict[int, np.ndarray]:
+        positions = {int(pid): i for i, pid in enumerate(self.ids)}
+        return {pid: self.matrix[positions[pid]] for pid in product_ids if pid in positions}
+
     async def search(self, vector: np.ndarray, *, k: int, filters: SearchFilters | None) -> IndexHits:
         keep = np.array([self._keep(int(pid), filters) for pid in self.ids])
-        scores = self.vectors @ vector
+        scores = self.matrix @ vector
         scores[~keep] = -np.inf
         order = np.argsort(-scores, kind="stable")[: min(k, int(keep.sum()))]
         return IndexHits(
@@ -166,16 +173,23 @@ def mean(rows: Sequence[Mapping[str, Any]], key: str) -> float:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database-url", help="a migrated or empty database (default: a temporary SQLite file)")
-    parser.add_argument("--split", choices=("dev", "test", "all"), default="dev")
+    parser.add_argument(
+        "--split",
+        default="dev",
+        help="dev, test, fresh, hard-tune, hard-frozen (never tune on it), all, or several joined by commas",
+    )
     parser.add_argument("--grid", action="store_true", help="search fusion and field weights on the split")
     parser.add_argument("--show", type=int, default=0, help="print the N worst hybrid queries")
     args = parser.parse_args()
 
     catalog = judge.load_catalog()
-    queries = [q for q in judge.load_queries() if args.split == "all" or q.split == args.split]
+    wanted = set(args.split.split(","))
+    queries = [q for q in judge.load_queries() if "all" in wanted or q.split in wanted]
     with tempfile.TemporaryDirectory() as workdir:
         engine, encoder, index = await load_stack(args.database_url, Path(workdir))
         keywords = SqlKeywordSearch(engine)
+        types = CatalogProductTypes(engine, index.vectors)
+        await types.ready()  # a service builds them in the background; here every query finds them built
         pipeline = SearchPipeline(
             encoder=encoder,
             index=index,
@@ -184,6 +198,9 @@ async def main() -> None:
             model_tag=lambda: "minilm-offline",
             index_version=lambda: "memory",
             keywords=keywords,
+            colour_names=colour_lexicon(),
+            product_types=types,
+            dictionary=english_words(),
             cache_enabled=False,
         )
         try:
@@ -193,6 +210,10 @@ async def main() -> None:
                 for mode in MODES:
                     rows = await score(pipeline, queries, catalog, mode)
                     print(f"{mode:8s} ndcg@10 {mean(rows, 'ndcg'):.4f}  recall@50 {mean(rows, 'recall'):.4f}")
+                    for split in dict.fromkeys(q.split for q in queries):
+                        part = [row for row in rows if row["query"].split == split]
+                        ndcg, recall = mean(part, "ndcg"), mean(part, "recall")
+                        print(f"  {split:12s} {len(part):4d} ndcg@10 {ndcg:.4f}  recall@50 {recall:.4f}")
                     if mode == "hybrid" and args.show:
                         for row in sorted(rows, key=lambda r: r["ndcg"])[: args.show]:
                             top = [catalog[pid].name for pid in row["ranked"][:3] if pid in catalog]

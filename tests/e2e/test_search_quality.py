@@ -3,6 +3,7 @@ search box understands (spelling, prices, colours, who it is for, shoppers' word
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -64,6 +65,26 @@ def test_shoppers_words(stack):
     tees = search(stack, "tee for ladies")
     assert categories(tees) == ["Tshirts"] * 10
     assert all(r["description"].startswith(("Women ", "Unisex ")) for r in tees["results"][:10])
+
+
+def test_words_no_table_lists(stack):
+    # issue 14: a colour shade, a relation, a negation, a thing described instead of named
+    crimson = search(stack, "crimson t-shirt", limit=10)
+    assert crimson["interpretation"]["applied_filters"]["colour"] == ["Red"]
+    assert [(r["category_name"], r["colour"]) for r in crimson["results"]] == [("Tshirts", "Red")] * 10
+    body = search(stack, "tshirt not black")
+    assert body["interpretation"]["applied_filters"] == {"excluded_colour": ["Black"]}
+    assert categories(body) == ["Tshirts"] * 10 and all(r["colour"] != "Black" for r in body["results"])
+    husband = search(stack, "tshirt for my husband")["results"]
+    assert all(r["description"].startswith(("Men ", "Unisex ")) for r in husband)
+    # type prototypes are built in the background on first need; each limit is a search of its own (no cache)
+    for limit in range(5, 65):
+        laptop = search(stack, "something to carry my laptop to college", limit=limit)
+        if "product_type" in (laptop["interpretation"] or {}).get("applied_filters", {}):
+            break
+        time.sleep(0.5)
+    assert laptop["interpretation"]["applied_filters"]["product_type"] == "Backpacks"
+    assert categories(laptop, 5) == ["Backpacks"] * 5
 
 
 def test_keyword_mode(stack):

@@ -1,0 +1,97 @@
+"""Uncached search latency in-process, with and without issue 14's levers (colour library, type prototypes).
+
+The same stack as tune.py (SQLite keyword leg, in-memory exact index, real MiniLM on this machine's CPU; no
+result or embedding cache: tune.py's encoder memo is bypassed), every query of the chosen splits through the
+hybrid pipeline, interleaved (levers off, levers on, per query, `--rounds` times) so machine noise hits both
+alike. Also times query understanding alone. Prints p50/p95 in milliseconds.
+
+    .venv/bin/python loadtests/relevance/latency.py --split dev,test,fresh --rounds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parents[1])]
+
+import judge  # noqa: E402
+import tune  # noqa: E402
+
+from adapters.colour_library import colour_lexicon  # noqa: E402
+from adapters.db.keyword_search import SqlKeywordSearch  # noqa: E402
+from adapters.product_types import CatalogProductTypes  # noqa: E402
+from domain.api_models import SearchRequest  # noqa: E402
+from domain.query_understanding import understand  # noqa: E402
+from domain.search import SearchPipeline  # noqa: E402
+
+
+class Uncached(tune.Encoder):
+    async def encode_text(self, text: str):  # type: ignore[no-untyped-def]
+        return self.model.encode_text([text])[0]
+
+
+def quantiles(samples: list[float]) -> str:
+    cuts = statistics.quantiles(samples, n=20)
+    return f"p50 {statistics.median(samples):7.2f}  p95 {cuts[18]:7.2f}  (n={len(samples)})"
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--split", default="dev,test,fresh")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    wanted = set(args.split.split(","))
+    queries = [q.text for q in judge.load_queries() if "all" in wanted or q.split in wanted]
+    with tempfile.TemporaryDirectory() as workdir:
+        engine, _memo_encoder, index = await tune.load_stack(None, Path(workdir))
+        encoder = Uncached()
+        keywords = SqlKeywordSearch(engine)
+        types = CatalogProductTypes(engine, index.vectors)
+        await types.ready()  # built once, before timing (a service builds them in the background)
+        common = dict(
+            encoder=encoder,
+            index=index,
+            catalog=tune.Catalog(engine),
+            cache=tune.NoCache(),
+            model_tag=lambda: "minilm-offline",
+            index_version=lambda: "memory",
+            keywords=keywords,
+            cache_enabled=False,
+        )
+        pipelines = {
+            "off": SearchPipeline(**common),  # type: ignore[arg-type]
+            "on": SearchPipeline(**common, colour_names=colour_lexicon(), product_types=types),  # type: ignore[arg-type]
+        }
+        took: dict[str, list[float]] = {name: [] for name in pipelines}
+        for _ in range(args.rounds):
+            for text in queries:
+                for name, pipeline in pipelines.items():
+                    started = time.perf_counter()
+                    await pipeline.search(SearchRequest(query=text, limit=20, mode="hybrid"))
+                    took[name].append((time.perf_counter() - started) * 1000)
+        vocabulary = await keywords.vocabulary()
+        lexicon = colour_lexicon()
+        reading: dict[str, list[float]] = {"off": [], "on": []}
+        for _ in range(args.rounds):
+            for text in queries:
+                for name, names in (("off", None), ("on", lexicon)):
+                    started = time.perf_counter()
+                    understand(text, vocabulary, colour_names=names)
+                    reading[name].append((time.perf_counter() - started) * 1000)
+        await engine.dispose()
+    print(f"{len(queries)} queries x {args.rounds} rounds, hybrid, uncached, ms")
+    for name in pipelines:
+        print(f"  search, levers {name:3s}: {quantiles(took[name])}")
+    for name in reading:
+        print(f"  understand, colour library {name:3s}: {quantiles(reading[name])}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
