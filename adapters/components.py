@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bentoml.exceptions import InvalidArgument
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -22,6 +23,7 @@ from adapters.db.engine import create_engine
 from adapters.db.interactions import SqlInteractionLog
 from adapters.db.keyword_search import SqlKeywordSearch
 from adapters.db.products import best_products, count_active_products, fetch_products, product_exists
+from adapters.deadline import DependencyGuard
 from adapters.metrics import FEEDBACK_EVENTS, INDEX_VERSION, observe_stage
 from adapters.observability import Observability
 from adapters.product_cache import CachedCatalog
@@ -68,7 +70,7 @@ class Components:
         self.runners = RunnerState()
         model_tag = lambda: self.runners.model_tag  # noqa: E731 - read at call time: known once the encoder answers
         self.encoder_runner = encoder_runner
-        self.index = IndexClient(index_runner)
+        self.index = IndexClient(index_runner, DependencyGuard("index", deadline_s=settings.index_deadline_s))
         self.product_vectors = CachedProductVectors(self.index, index_version=lambda: self.index.version)
         self.encoder = EncoderClient(
             encoder_runner,
@@ -77,6 +79,7 @@ class Components:
             ttl=settings.cache_ttl_query_embedding,
             observe=observe_stage,
             cache_enabled=settings.api_enable_cache,
+            guard=DependencyGuard("encoder", deadline_s=settings.encoder_deadline_s, refusals=(InvalidArgument,)),
         )
         self.keyword_search = SqlKeywordSearch(self.engine)
         self.catalog = CachedCatalog(

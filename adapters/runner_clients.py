@@ -15,6 +15,7 @@ import numpy as np
 from bentoml.exceptions import InvalidArgument
 
 from adapters.cache import Cache
+from adapters.deadline import DependencyGuard
 from domain import cache_keys
 from domain.errors import DependencyDown, InvalidRequest, VitrineError
 from domain.filters import SearchFilters
@@ -32,8 +33,10 @@ class EncoderClient:
         ttl: int,
         observe: Callable[[str, float], None],
         cache_enabled: bool = True,
+        guard: DependencyGuard | None = None,
     ) -> None:
         self._runner = runner
+        self._guard = guard or DependencyGuard("encoder", deadline_s=None, refusals=(InvalidArgument,))
         self._cache = cache
         self._cache_enabled = cache_enabled
         self.model_tag = model_tag
@@ -48,7 +51,7 @@ class EncoderClient:
                 return np.frombuffer(cached, dtype=np.float32)
         started = time.perf_counter()
         try:
-            vectors = await self._runner.to_async.encode_text([text])
+            vectors = await self._guard.call(lambda: self._runner.to_async.encode_text([text]))
         except VitrineError:
             raise
         except Exception as exc:
@@ -61,7 +64,7 @@ class EncoderClient:
 
     async def encode_image(self, image: Any) -> Vector:
         try:
-            vectors = await self._runner.to_async.encode_image([image])
+            vectors = await self._guard.call(lambda: self._runner.to_async.encode_image([image]), deadline_scale=4)
         except VitrineError:
             raise
         except InvalidArgument as exc:  # the runner refused this image (or this model has no image tower)
@@ -74,14 +77,15 @@ class EncoderClient:
 class IndexClient:
     """Keeps the index version last seen, so cache keys follow a hot-swapped index within one request."""
 
-    def __init__(self, runner: Any) -> None:
+    def __init__(self, runner: Any, guard: DependencyGuard | None = None) -> None:
         self._runner = runner
+        self._guard = guard or DependencyGuard("index", deadline_s=None)
         self.version = "none"
 
     async def search(self, vector: Vector, *, k: int, filters: SearchFilters | None) -> IndexHits:
         query = IndexQuery(vector=np.asarray(vector, dtype=np.float32).tolist(), k=k, filters=filters)
         try:
-            [result] = await self._runner.to_async.search([query])
+            [result] = await self._guard.call(lambda: self._runner.to_async.search([query]))
         except VitrineError:
             raise
         except Exception as exc:
@@ -95,7 +99,7 @@ class IndexClient:
 
     async def vectors(self, product_ids: list[int]) -> dict[int, Vector]:
         try:
-            found = await self._runner.to_async.vectors(product_ids)
+            found = await self._guard.call(lambda: self._runner.to_async.vectors(product_ids))
         except Exception as exc:
             raise DependencyDown("index", f"{type(exc).__name__}: {exc}") from exc
         return {int(pid): np.asarray(vec, dtype=np.float32) for pid, vec in found.items()}

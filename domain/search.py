@@ -18,6 +18,10 @@ relevance benchmark, dropping them instead (falling back only when nothing of th
 0.11 NDCG@10 on colour queries: 'red dress' would show red t-shirts, since this catalog has no red dress.
 The vector leg has no colour field to filter on; the words alone steer it.
 
+When the encoder cannot answer (`DependencyDown` from it: down, reloading, past its deadline), a hybrid or
+vector text search answers from the keyword leg instead of failing or waiting: `mode` is "keyword" and
+`message` says why; such a page is not cached.
+
 Written against the protocols in domain/ports.py and domain/lexical.py; service.py wires it to the encoder
 and index runners, the catalog database and Redis. Stage timings go to `observe(stage, seconds)`.
 """
@@ -33,7 +37,7 @@ from typing import Any, Literal
 
 from domain import cache_keys
 from domain.api_models import ProductResult, QueryInterpretation, SearchMode, SearchRequest, SearchResponse
-from domain.errors import Unsupported
+from domain.errors import DependencyDown, Unsupported
 from domain.filters import SearchFilters
 from domain.fusion import Ranked, linear_fusion, reciprocal_rank_fusion
 from domain.lexical import EMPTY_VOCABULARY, KeywordHits, KeywordQuery, KeywordSearcher, Vocabulary
@@ -42,6 +46,7 @@ from domain.query_understanding import UnderstoodQuery, Weights, merge_filters, 
 from domain.ranking import BACKFILL_SLACK, RankedPage, ranked_page
 
 NO_RESULTS = "No products match this search."
+ENCODER_DOWN = "The text model is unavailable right now: these results match the words of the search only."
 HitsFetcher = Callable[[int], Awaitable[IndexHits]]  # k -> the best k hits (domain/ranking.py asks for more)
 
 
@@ -113,7 +118,19 @@ class SearchPipeline:
         filters, applied = merge_filters(request.filters, understood)
         self.observe("understand_query", time.perf_counter() - t0)
 
-        page, matched = await self._text_page(mode, understood, filters, limit=request.limit, offset=request.offset)
+        degraded = False
+        try:
+            page, matched = await self._text_page(
+                mode, understood, filters, limit=request.limit, offset=request.offset
+            )
+        except DependencyDown as exc:
+            if exc.dependency != "encoder" or mode == "keyword" or self.keywords is None:
+                raise
+            # The encoder is down or reloading: the words alone still find products, at once.
+            mode, degraded = "keyword", True
+            page, matched = await self._text_page(
+                mode, understood, filters, limit=request.limit, offset=request.offset
+            )
         if understood.colours and mode != "vector":
             applied = {**applied, "colour": list(understood.colours)}  # ranked first; see the module doc
         interpretation = None
@@ -129,9 +146,11 @@ class SearchPipeline:
             cached=False,
             mode=mode,
             interpretation=interpretation,
-            message=_message(page.results, understood, applied, mode=mode, matched=matched),
+            message=ENCODER_DOWN
+            if degraded
+            else _message(page.results, understood, applied, mode=mode, matched=matched),
         )
-        if self.cache_enabled:
+        if self.cache_enabled and not degraded:  # a degraded page is not kept once the encoder is back
             await self.cache.set_json(
                 self._key(request, mode=mode, index_version=page.index_version),
                 response.model_dump(mode="json"),

@@ -1,0 +1,65 @@
+"""A deadline and a breaker for calls to a runner, so a runner that died costs a request well under a second.
+
+A runner killed mid-flight does not refuse connections: its socket is held by the supervisor while a new
+worker loads, so a call would wait out the whole reload (15 s measured for the encoder). Each call gets
+`deadline_s`; a call that fails or misses it opens the breaker for `open_s`, during which calls fail at once
+without touching the runner; the first call after that tries again, so the runner is back in use as soon as
+it answers. Failures are `DependencyDown` (503, retryable), which the search pipeline answers from its keyword
+leg when the encoder is the one down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from domain.errors import DependencyDown, VitrineError
+
+T = TypeVar("T")
+
+
+class DependencyGuard:
+    def __init__(
+        self,
+        dependency: str,
+        *,
+        deadline_s: float | None,
+        open_s: float = 1.0,
+        refusals: tuple[type[BaseException], ...] = (),
+    ) -> None:
+        self.dependency = dependency
+        # Errors that mean the runner answered (a refusal of this request), not that it is down.
+        self.refusals: tuple[type[BaseException], ...] = (VitrineError, *refusals)
+        self.deadline_s = deadline_s
+        self.open_s = open_s
+        self._open_until = 0.0
+        self.last_error: str | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return time.monotonic() < self._open_until
+
+    async def call(self, make_call: Callable[[], Awaitable[T]], *, deadline_scale: float = 1.0) -> T:
+        """`deadline_scale` stretches the deadline for calls that are slow by nature (an image to encode)."""
+        if self.deadline_s is None:
+            return await make_call()
+        deadline_s = self.deadline_s * deadline_scale
+        if self.is_open:
+            raise DependencyDown(self.dependency, f"not answering (last: {self.last_error}); retrying shortly")
+        try:
+            async with asyncio.timeout(deadline_s):
+                return await make_call()
+        except self.refusals:
+            raise
+        except TimeoutError as exc:
+            self._trip(f"no answer within {deadline_s:g}s")
+            raise DependencyDown(self.dependency, f"no answer within {deadline_s:g}s") from exc
+        except Exception as exc:
+            self._trip(f"{type(exc).__name__}: {exc}")
+            raise
+
+    def _trip(self, error: str) -> None:
+        self.last_error = error
+        self._open_until = time.monotonic() + self.open_s
