@@ -42,6 +42,7 @@ log = logging.getLogger("vitrine.components")
 
 # Once ready, the runners are asked rarely (each ask is a log line in every runner); /status asks on demand.
 RUNNER_POLL_S = 30.0
+RUNNER_INFO_TIMEOUT_S = 1.0
 
 
 @dataclass
@@ -243,7 +244,8 @@ class Components:
     # --- runner state -------------------------------------------------------------------------------------
     async def refresh_runners(self) -> None:
         try:
-            self.runners.encoder = await self.encoder_runner.to_async.info()
+            async with asyncio.timeout(RUNNER_INFO_TIMEOUT_S):  # a dead runner must not hold /status up
+                self.runners.encoder = await self.encoder_runner.to_async.info()
             self.runners.encoder_error = None
             self.encoder.model_tag = self.runners.model_tag
         except Exception as exc:

@@ -3,6 +3,7 @@
     CORS               API_CORS_ORIGINS          preflights answered before any key check
     request context    (always)                  request id, API key check, one access log line
     operator access    OPERATOR_KEYS / API_REQUIRE_KEY   adapters/operator_access.py
+    OpenAPI document   (always)                  /docs.json valid as 3.0, errors documented  adapters/openapi_doc.py
     body limits        (always)                  413 / malformed multipart before the body is read
     rate limits        RATE_LIMIT_PER_S          429, shared through Redis       adapters/rate_limit.py
     in-flight bound    (always)                  503 past API_MAX_IN_FLIGHT      adapters/in_flight.py
@@ -19,6 +20,8 @@ from starlette.middleware.cors import CORSMiddleware
 from adapters.body_limit import BodyLimitMiddleware
 from adapters.http_middleware import RequestContextMiddleware
 from adapters.in_flight import InFlightLimitMiddleware
+from adapters.log_hygiene import install_client_error_filter
+from adapters.openapi_doc import OpenApiDocMiddleware
 from adapters.operator_access import OperatorAccessMiddleware
 from adapters.rate_limit import RateLimitMiddleware, RedisBuckets
 from domain.settings import Settings
@@ -29,6 +32,7 @@ EXPOSED_HEADERS = ["X-Request-ID", "Retry-After", "RateLimit-Limit", "RateLimit-
 
 def install_edge(service: Any, settings: Settings) -> None:
     """Add the edge middleware to a BentoML service class (the first added sees a request first)."""
+    install_client_error_filter()  # refused requests log one WARNING line, not an ERROR with a traceback
     if settings.api_cors_origins:
         service.add_asgi_middleware(
             CORSMiddleware,
@@ -47,6 +51,7 @@ def install_edge(service: Any, settings: Settings) -> None:
         service.add_asgi_middleware(
             OperatorAccessMiddleware, operator_keys=settings.operator_keys, api_keys=settings.api_keys
         )
+    service.add_asgi_middleware(OpenApiDocMiddleware)
     service.add_asgi_middleware(
         BodyLimitMiddleware, max_body_bytes=settings.api_max_body_bytes, max_image_bytes=settings.api_max_image_bytes
     )

@@ -106,7 +106,7 @@ class IndexClient:
 
     async def info(self) -> dict[str, Any]:
         try:
-            info: dict[str, Any] = await self._runner.to_async.info()
+            info: dict[str, Any] = await self._guard.call(lambda: self._runner.to_async.info())
         except Exception as exc:
             raise DependencyDown("index", f"{type(exc).__name__}: {exc}") from exc
         if info.get("version"):
