@@ -4,7 +4,8 @@
     request context    (always)                  request id, API key check, one access log line
     operator access    OPERATOR_KEYS / API_REQUIRE_KEY   adapters/operator_access.py
     OpenAPI document   (always)                  /docs.json valid as 3.0, errors documented  adapters/openapi_doc.py
-    body limits        (always)                  413 / malformed multipart before the body is read
+    body limits        (always)                  413 before the body is read       adapters/body_limit.py
+    multipart guard    (always)                  malformed multipart: 400, not 500 adapters/multipart_guard.py
     rate limits        RATE_LIMIT_PER_S          429, shared through Redis       adapters/rate_limit.py
     in-flight bound    (always)                  503 past API_MAX_IN_FLIGHT      adapters/in_flight.py
 
@@ -21,6 +22,7 @@ from adapters.body_limit import BodyLimitMiddleware
 from adapters.http_middleware import RequestContextMiddleware
 from adapters.in_flight import InFlightLimitMiddleware
 from adapters.log_hygiene import install_client_error_filter
+from adapters.multipart_guard import MultipartGuardMiddleware
 from adapters.openapi_doc import OpenApiDocMiddleware
 from adapters.operator_access import OperatorAccessMiddleware
 from adapters.rate_limit import RateLimitMiddleware, RedisBuckets
@@ -55,6 +57,7 @@ def install_edge(service: Any, settings: Settings) -> None:
     service.add_asgi_middleware(
         BodyLimitMiddleware, max_body_bytes=settings.api_max_body_bytes, max_image_bytes=settings.api_max_image_bytes
     )
+    service.add_asgi_middleware(MultipartGuardMiddleware)
     if settings.rate_limit_per_s is not None:
         limit = Limit(rate=settings.rate_limit_per_s, burst=settings.resolved_rate_limit_burst)
         buckets = RedisBuckets(limit, settings.redis_url, timeout_s=settings.redis_timeout_s)

@@ -4,7 +4,7 @@
     .venv/bin/python loadtests/soak.py --minutes 10 --rate 20 --model vit
     .venv/bin/python loadtests/soak.py --out DIR              # default reports/soak/<UTC time>
 
-On the load stack (loadtests/stack.py: the `vitrine_loadtest` database of >= 100k products, a private Redis,
+On the load stack (loadtests/stack.py: a database of >= 100k products, `vitrine_soak` by default, a private Redis,
 `bentoml serve service:Vitrine` with caching on), locust runs the mix (loadtests/locustfile.py: search,
 recommend, feedback) for the whole time. Every 10 s the soak records, per process of the stack (API workers,
 encoder and index runners, the arbiter, redis-server): RSS and open file descriptors; and the database
@@ -157,6 +157,18 @@ def report(out: Path, args: argparse.Namespace, meta: dict[str, Any], totals: di
     return passed
 
 
+def use_database(name: str) -> None:
+    """Point the load stack (loadtests/stack.py) at a database of the soak's own, so a soak never empties the
+    interactions of a load run going on at the same time in `vitrine_loadtest`."""
+    stack.DB_NAME = name  # read at call time by database_url() and ensure_database()
+    shared_sql = stack.sql
+
+    def sql(statement: str, *args: Any, database: str = name) -> list[Any]:
+        return shared_sql(statement, *args, database=database)
+
+    stack.sql = sql  # product_counts() and reset_user_state() call it without a database
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=30.0)
@@ -164,7 +176,9 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=30.0)
     parser.add_argument("--model", choices=sorted(stack.MODELS), default="minilm")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--database", default="vitrine_soak", help="its own copy of the load stack's catalog")
     args = parser.parse_args()
+    use_database(args.database)
     out = args.out or REPO / "reports" / "soak" / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     (out / "logs").mkdir(parents=True, exist_ok=True)
 

@@ -25,6 +25,7 @@ from starlette.types import ASGIApp
 from adapters.body_limit import BodyLimitMiddleware
 from adapters.http_middleware import RequestContextMiddleware
 from adapters.in_flight import InFlightLimitMiddleware
+from adapters.multipart_guard import MultipartGuardMiddleware
 from adapters.operator_access import OperatorAccessMiddleware
 from adapters.rate_limit import KEY_PREFIX, RateLimitMiddleware, RedisBuckets
 from domain.token_bucket import Limit
@@ -101,12 +102,41 @@ async def test_a_chunked_body_is_cut_off_at_the_cap_rather_than_read_whole():
         assert (await http.post("/api/v1/search", content=small())).json() == {"received": 4}
 
 
+async def form(request: Request) -> JSONResponse:
+    parsed = await request.form()
+    upload = parsed["image"]
+    assert not isinstance(upload, str)
+    return JSONResponse({"image": len(await upload.read()), "limit": parsed.get("limit")})
+
+
+def multipart_guarded() -> ASGIApp:
+    app = Starlette(routes=[Route("/api/v1/search/image", form, methods=["POST"])])
+    return BodyLimitMiddleware(MultipartGuardMiddleware(app), max_body_bytes=2048, max_image_bytes=8192)
+
+
 async def test_multipart_without_a_boundary_is_400_naming_the_header():
-    async with client(body_limited()) as http:
+    async with client(multipart_guarded()) as http:
         response = await http.post(
             "/api/v1/search/image", content=b"--x\r\n", headers={"content-type": "multipart/form-data"}
         )
         assert response.status_code == 400 and response.json()["field"] == "Content-Type"
+
+
+async def test_a_malformed_multipart_body_is_400_and_a_good_one_reaches_the_app_whole():
+    async with client(multipart_guarded()) as http:
+        boundary = "0d37f771f3609e9baf6be26654101f5f"
+        garbage = f"--{boundary}\r\nTrue--{boundary}--\r\n".encode()  # what the fuzzer found (a 500 before)
+        response = await http.post(
+            "/api/v1/search/image",
+            content=garbage,
+            headers={"content-type": f"multipart/form-data; boundary={boundary}"},
+        )
+        assert response.status_code == 400, response.text
+        assert response.json()["error"] == "InvalidRequest" and "malformed" in response.json()["detail"]
+        good = await http.post("/api/v1/search/image", files={"image": ("a.png", b"p" * 5000)}, data={"limit": "7"})
+        assert good.json() == {"image": 5000, "limit": "7"}
+        too_big = await http.post("/api/v1/search/image", files={"image": ("a.png", b"p" * 9000)})
+        assert too_big.status_code == 413
 
 
 # --- operator keys ---------------------------------------------------------------------------------------------
