@@ -60,8 +60,9 @@ class Settings(BaseSettings):
     api_max_in_flight: int = Field(256, ge=1)
     # A runner call past its deadline (or failing) fails fast for a second after, so a dead runner costs no
     # request more than this: text search then answers from its keyword leg, the rest 503 retryable.
-    encoder_deadline_s: float | None = Field(0.8, gt=0)
-    index_deadline_s: float | None = Field(0.8, gt=0)
+    # 0.6 s leaves the keyword leg (or the 503) room within a second on this 2-core machine under load.
+    encoder_deadline_s: float | None = Field(0.6, gt=0)
+    index_deadline_s: float | None = Field(0.6, gt=0)
 
     # --- model and index ----------------------------------------------------------------------------------
     # The encoder is `ENCODER_MODEL_NAME:ML_MODEL_VERSION` in the BentoML model store; "latest" is the model
