@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import FASHION_FEED, embedded_env, embedded_stack, run_cli
-from tests.e2e.test_encoder_runner import TINY_CONFIG
+from tests.e2e.test_encoder_service import TINY_CONFIG
 
 pytestmark = pytest.mark.e2e
 
