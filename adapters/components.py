@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bentoml.exceptions import InvalidArgument
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -23,7 +22,7 @@ from adapters.db.engine import create_engine
 from adapters.db.interactions import SqlInteractionLog
 from adapters.db.keyword_search import SqlKeywordSearch
 from adapters.db.products import best_products, count_active_products, fetch_products, product_exists
-from adapters.deadline import DependencyGuard
+from adapters.deadline import guard_runner_calls
 from adapters.metrics import FEEDBACK_EVENTS, INDEX_VERSION, observe_stage
 from adapters.observability import Observability
 from adapters.product_cache import CachedCatalog
@@ -42,7 +41,6 @@ log = logging.getLogger("vitrine.components")
 
 # Once ready, the runners are asked rarely (each ask is a log line in every runner); /status asks on demand.
 RUNNER_POLL_S = 30.0
-RUNNER_INFO_TIMEOUT_S = 1.0
 
 
 @dataclass
@@ -71,7 +69,7 @@ class Components:
         self.runners = RunnerState()
         model_tag = lambda: self.runners.model_tag  # noqa: E731 - read at call time: known once the encoder answers
         self.encoder_runner = encoder_runner
-        self.index = IndexClient(index_runner, DependencyGuard("index", deadline_s=settings.index_deadline_s))
+        self.index = IndexClient(index_runner)
         self.product_vectors = CachedProductVectors(self.index, index_version=lambda: self.index.version)
         self.encoder = EncoderClient(
             encoder_runner,
@@ -80,7 +78,6 @@ class Components:
             ttl=settings.cache_ttl_query_embedding,
             observe=observe_stage,
             cache_enabled=settings.api_enable_cache,
-            guard=DependencyGuard("encoder", deadline_s=settings.encoder_deadline_s, refusals=(InvalidArgument,)),
         )
         self.keyword_search = SqlKeywordSearch(self.engine)
         self.catalog = CachedCatalog(
@@ -139,6 +136,7 @@ class Components:
             observe=observe_stage,
         )
         self.observability = Observability(self.cache, slow_query_ms=settings.slow_query_ms)
+        guard_runner_calls(self.encoder, self.index, settings)  # a dead runner costs < 1 s (adapters/deadline.py)
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
 
@@ -244,8 +242,7 @@ class Components:
     # --- runner state -------------------------------------------------------------------------------------
     async def refresh_runners(self) -> None:
         try:
-            async with asyncio.timeout(RUNNER_INFO_TIMEOUT_S):  # a dead runner must not hold /status up
-                self.runners.encoder = await self.encoder_runner.to_async.info()
+            self.runners.encoder = await self.encoder_runner.to_async.info()
             self.runners.encoder_error = None
             self.encoder.model_tag = self.runners.model_tag
         except Exception as exc:

@@ -13,9 +13,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
+
+from bentoml.exceptions import InvalidArgument
 
 from domain.errors import DependencyDown, VitrineError
+from domain.settings import Settings
 
 T = TypeVar("T")
 
@@ -63,3 +66,11 @@ class DependencyGuard:
     def _trip(self, error: str) -> None:
         self.last_error = error
         self._open_until = time.monotonic() + self.open_s
+
+
+def guard_runner_calls(encoder: Any, index: Any, settings: Settings) -> None:
+    """Give the runner clients (adapters/runner_clients.py) their deadlines; an index in this process needs none."""
+    # InvalidArgument: the encoder refused this one image, which says nothing about its health.
+    encoder.guard = DependencyGuard("encoder", deadline_s=settings.encoder_deadline_s, refusals=(InvalidArgument,))
+    if hasattr(index, "guard"):
+        index.guard = DependencyGuard("index", deadline_s=settings.index_deadline_s)

@@ -33,10 +33,9 @@ class EncoderClient:
         ttl: int,
         observe: Callable[[str, float], None],
         cache_enabled: bool = True,
-        guard: DependencyGuard | None = None,
     ) -> None:
         self._runner = runner
-        self._guard = guard or DependencyGuard("encoder", deadline_s=None, refusals=(InvalidArgument,))
+        self.guard = DependencyGuard("encoder", deadline_s=None)  # given a deadline by adapters/deadline.py
         self._cache = cache
         self._cache_enabled = cache_enabled
         self.model_tag = model_tag
@@ -51,7 +50,7 @@ class EncoderClient:
                 return np.frombuffer(cached, dtype=np.float32)
         started = time.perf_counter()
         try:
-            vectors = await self._guard.call(lambda: self._runner.to_async.encode_text([text]))
+            vectors = await self.guard.call(lambda: self._runner.to_async.encode_text([text]))
         except VitrineError:
             raise
         except Exception as exc:
@@ -64,7 +63,7 @@ class EncoderClient:
 
     async def encode_image(self, image: Any) -> Vector:
         try:
-            vectors = await self._guard.call(lambda: self._runner.to_async.encode_image([image]), deadline_scale=4)
+            vectors = await self.guard.call(lambda: self._runner.to_async.encode_image([image]), deadline_scale=4)
         except VitrineError:
             raise
         except InvalidArgument as exc:  # the runner refused this image (or this model has no image tower)
@@ -77,15 +76,15 @@ class EncoderClient:
 class IndexClient:
     """Keeps the index version last seen, so cache keys follow a hot-swapped index within one request."""
 
-    def __init__(self, runner: Any, guard: DependencyGuard | None = None) -> None:
+    def __init__(self, runner: Any) -> None:
         self._runner = runner
-        self._guard = guard or DependencyGuard("index", deadline_s=None)
+        self.guard = DependencyGuard("index", deadline_s=None)  # given a deadline by adapters/deadline.py
         self.version = "none"
 
     async def search(self, vector: Vector, *, k: int, filters: SearchFilters | None) -> IndexHits:
         query = IndexQuery(vector=np.asarray(vector, dtype=np.float32).tolist(), k=k, filters=filters)
         try:
-            [result] = await self._guard.call(lambda: self._runner.to_async.search([query]))
+            [result] = await self.guard.call(lambda: self._runner.to_async.search([query]))
         except VitrineError:
             raise
         except Exception as exc:
@@ -99,14 +98,14 @@ class IndexClient:
 
     async def vectors(self, product_ids: list[int]) -> dict[int, Vector]:
         try:
-            found = await self._guard.call(lambda: self._runner.to_async.vectors(product_ids))
+            found = await self.guard.call(lambda: self._runner.to_async.vectors(product_ids))
         except Exception as exc:
             raise DependencyDown("index", f"{type(exc).__name__}: {exc}") from exc
         return {int(pid): np.asarray(vec, dtype=np.float32) for pid, vec in found.items()}
 
     async def info(self) -> dict[str, Any]:
         try:
-            info: dict[str, Any] = await self._guard.call(lambda: self._runner.to_async.info())
+            info: dict[str, Any] = await self.guard.call(lambda: self._runner.to_async.info())
         except Exception as exc:
             raise DependencyDown("index", f"{type(exc).__name__}: {exc}") from exc
         if info.get("version"):
