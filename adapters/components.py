@@ -17,12 +17,12 @@ from typing import Any
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters import deadline
 from adapters.cache import Cache
 from adapters.db.engine import create_engine
 from adapters.db.interactions import SqlInteractionLog
 from adapters.db.keyword_search import SqlKeywordSearch
 from adapters.db.products import best_products, count_active_products, fetch_products, product_exists
-from adapters.deadline import guard_runner_calls
 from adapters.metrics import FEEDBACK_EVENTS, INDEX_VERSION, observe_stage
 from adapters.observability import Observability
 from adapters.product_cache import CachedCatalog
@@ -136,7 +136,7 @@ class Components:
             observe=observe_stage,
         )
         self.observability = Observability(self.cache, slow_query_ms=settings.slow_query_ms)
-        guard_runner_calls(self.encoder, self.index, settings)  # a dead runner costs < 1 s (adapters/deadline.py)
+        deadline.guard_runner_calls(self.encoder, self.index, settings)  # a dead runner costs < 1 s
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
 
