@@ -177,6 +177,7 @@ def main() -> int:
     parser.add_argument("--model", choices=sorted(stack.MODELS), default="minilm")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--database", default="vitrine_soak", help="its own copy of the load stack's catalog")
+    parser.add_argument("--prepare-only", action="store_true", help="make the database, models and index; no run")
     args = parser.parse_args()
     use_database(args.database)
     out = args.out or REPO / "reports" / "soak" / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -190,6 +191,9 @@ def main() -> int:
     tags = stack.ensure_models(log)
     model, tag = stack.MODELS[args.model], tags[args.model]
     meta["index"] = stack.ensure_index(model, tag, log)
+    if args.prepare_only:
+        log(f"prepared: {meta}")
+        return 0
     stack.reset_user_state()
     redis, redis_url = stack.start_redis(out / "redis")
     served = None
