@@ -1,11 +1,13 @@
-"""A deadline and a breaker for calls to a runner, so a runner that died costs a request well under a second.
+"""A deadline and a breaker for calls to a runner, so a runner that died costs a request about a second.
 
 A runner killed mid-flight does not refuse connections: its socket is held by the supervisor while a new
 worker loads, so a call would wait out the whole reload (15 s measured for the encoder). Each call gets
-`deadline_s`; a call that fails or misses it opens the breaker for `open_s`, during which calls fail at once
-without touching the runner; the first call after that tries again, so the runner is back in use as soon as
-it answers. Failures are `DependencyDown` (503, retryable), which the search pipeline answers from its keyword
-leg when the encoder is the one down.
+`deadline_s`. A call that fails opens the breaker for `open_s`, during which calls fail at once without touching
+the runner; the first call after that tries again, so the runner is back in use as soon as it answers. A call
+that misses its deadline opens it only when nothing has come back from the runner for half a deadline: a runner
+that is merely busy (a burst, a loaded machine) keeps answering other calls, and only the slow call gives up.
+Failures are `DependencyDown` (503, retryable), which the search pipeline answers from its keyword leg when the
+encoder is the one down.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class DependencyGuard:
         self.deadline_s = deadline_s
         self.open_s = open_s
         self._open_until = 0.0
+        self._last_answer = time.monotonic()
         self.last_error: str | None = None
 
     @property
@@ -53,15 +56,22 @@ class DependencyGuard:
             raise DependencyDown(self.dependency, f"not answering (last: {self.last_error}); retrying shortly")
         try:
             async with asyncio.timeout(deadline_s):
-                return await make_call()
+                result = await make_call()
         except self.refusals:
+            self._last_answer = time.monotonic()
             raise
         except TimeoutError as exc:
-            self._trip(f"no answer within {deadline_s:g}s")
+            if time.monotonic() - self._last_answer >= deadline_s / 2:  # silent, not just busy
+                self._trip(f"no answer within {deadline_s:g}s")
             raise DependencyDown(self.dependency, f"no answer within {deadline_s:g}s") from exc
         except Exception as exc:
-            self._trip(f"{type(exc).__name__}: {exc}")
+            if getattr(exc, "error_code", None) is not None:  # an HTTP answer (a 503 when shedding): alive, busy
+                self._last_answer = time.monotonic()
+            else:  # no answer at all (connection refused or reset): down
+                self._trip(f"{type(exc).__name__}: {exc}")
             raise
+        self._last_answer = time.monotonic()
+        return result
 
     def _trip(self, error: str) -> None:
         self.last_error = error

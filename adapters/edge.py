@@ -60,6 +60,8 @@ def install_edge(service: Any, settings: Settings) -> None:
     service.add_asgi_middleware(MultipartGuardMiddleware)
     if settings.rate_limit_per_s is not None:
         limit = Limit(rate=settings.rate_limit_per_s, burst=settings.resolved_rate_limit_burst)
-        buckets = RedisBuckets(limit, settings.redis_url, timeout_s=settings.redis_timeout_s)
+        buckets = RedisBuckets(
+            limit, settings.redis_url, timeout_s=settings.redis_timeout_s, workers=settings.api_workers
+        )
         service.add_asgi_middleware(RateLimitMiddleware, buckets=buckets, by_key=settings.api_require_key)
     service.add_asgi_middleware(InFlightLimitMiddleware, max_in_flight=settings.api_max_in_flight)

@@ -28,7 +28,8 @@ log = logging.getLogger("vitrine.rate_limit")
 
 LIMITED_PREFIX = "/api/v1/"
 KEY_PREFIX = "vitrine:ratelimit:"
-REDIS_RETRY_AFTER_S = 1.0  # after a Redis failure, buckets are local for this long before Redis is tried again
+REDIS_RETRY_AFTER_S = 1.0
+REDIS_MIN_TIMEOUT_S = 1.0  # after a Redis failure, buckets are local for this long before Redis is tried again
 
 # The same arithmetic as domain/token_bucket.take; returns {allowed, tokens left} (tokens as a string: Lua
 # numbers come back to the client as integers otherwise).
@@ -59,9 +60,11 @@ return {allowed, tostring(tokens)}
 class RedisBuckets:
     """Buckets in Redis, falling back to per-worker buckets (LocalBuckets) while Redis cannot answer."""
 
-    def __init__(self, limit: Limit, redis_url: str | None, *, timeout_s: float) -> None:
+    def __init__(self, limit: Limit, redis_url: str | None, *, timeout_s: float, workers: int = 1) -> None:
         self.limit = limit
-        self.local = LocalBuckets(limit)
+        # Without Redis each worker keeps its share, so all of them together still hold about the limit.
+        share = Limit(rate=limit.rate / workers, burst=max(1, limit.burst // workers))
+        self.local = LocalBuckets(limit if redis_url is None else share)
         self._redis_url = redis_url
         self._timeout_s = timeout_s
         self._client: Redis | None = None
@@ -72,10 +75,12 @@ class RedisBuckets:
         # Made on first use, inside the worker's event loop.
         if self._script is None:
             assert self._redis_url is not None
+            # Not the cache's 0.25 s: on a loaded machine the event loop alone can take that, and a false outage
+            # would hand every worker a bucket of its own for a second.
             self._client = Redis.from_url(
                 self._redis_url,
-                socket_timeout=self._timeout_s,
-                socket_connect_timeout=self._timeout_s,
+                socket_timeout=max(self._timeout_s, REDIS_MIN_TIMEOUT_S),
+                socket_connect_timeout=max(self._timeout_s, REDIS_MIN_TIMEOUT_S),
                 retry_on_timeout=False,
             )
             self._script = self._client.register_script(TAKE_SCRIPT)

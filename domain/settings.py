@@ -58,11 +58,11 @@ class Settings(BaseSettings):
     rate_limit_burst: int | None = Field(None, ge=1)  # default: one second's worth of requests
     # Past this many requests at once, a worker answers 503 at once. Well above a 50-request burst.
     api_max_in_flight: int = Field(256, ge=1)
-    # A runner call past its deadline (or failing) fails fast for a second after, so a dead runner costs no
-    # request more than this: text search then answers from its keyword leg, the rest 503 retryable.
-    # 0.6 s leaves the keyword leg (or the 503) room within a second on this 2-core machine under load.
-    encoder_deadline_s: float | None = Field(0.6, gt=0)
-    index_deadline_s: float | None = Field(0.6, gt=0)
+    # A runner call gives up past its deadline, and a runner that fails or goes silent is skipped for a second
+    # (adapters/deadline.py): a dead runner costs a request about this much; text search then answers from its
+    # keyword leg, the rest 503 retryable. Above the encoder's batching latency on a busy machine.
+    encoder_deadline_s: float | None = Field(0.8, gt=0)
+    index_deadline_s: float | None = Field(0.8, gt=0)
 
     # --- model and index ----------------------------------------------------------------------------------
     # The encoder is `ENCODER_MODEL_NAME:ML_MODEL_VERSION` in the BentoML model store; "latest" is the model

@@ -70,6 +70,7 @@ def test_fuzzing_every_operation_finds_no_server_error_and_only_documented_answe
         capture_output=True,
         text=True,
         timeout=900,
+        cwd=tmp_path,  # schemathesis keeps a cache folder in its working directory
     )
     output = completed.stdout + completed.stderr
     print(output[-6000:])  # the summary, for the test log

@@ -23,6 +23,13 @@ from tests.e2e.conftest import API_KEY, OPERATOR_KEY, Stack, _serve, free_port, 
 pytestmark = pytest.mark.e2e
 
 
+@pytest.fixture(scope="module", autouse=True)
+def leave_no_search_pages(stack: Stack) -> Iterator[None]:
+    """The pages cached here would outlive the second serve below; later tests expect only fresh ones."""
+    yield
+    stack.operator.delete("/cache", params={"kind": "search"})
+
+
 # --- request size and shape ------------------------------------------------------------------------------------
 def test_a_body_over_the_limit_is_413_before_it_is_read_and_the_stack_stays_well(stack):
     huge = b'{"query": "' + b"a" * (3 * 1024 * 1024) + b'"}'
