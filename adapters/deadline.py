@@ -40,6 +40,7 @@ class DependencyGuard:
         self.deadline_s = deadline_s
         self.open_s = open_s
         self._open_until = 0.0
+        self._probing = False
         self._last_answer = time.monotonic()
         self.last_error: str | None = None
 
@@ -51,14 +52,22 @@ class DependencyGuard:
         """`deadline_scale` stretches the deadline for calls that are slow by nature (an image to encode)."""
         if self.deadline_s is None:
             return await make_call()
-        deadline_s = self.deadline_s * deadline_scale
-        if self.is_open:
+        if self.is_open or self._probing:
             raise DependencyDown(self.dependency, f"not answering (last: {self.last_error}); retrying shortly")
+        # After an outage one call at a time probes the runner (half-open); the others keep failing at once.
+        probing = self._probing = self.last_error is not None
+        try:
+            return await self._attempt(make_call, self.deadline_s * deadline_scale)
+        finally:
+            if probing:
+                self._probing = False
+
+    async def _attempt(self, make_call: Callable[[], Awaitable[T]], deadline_s: float) -> T:
         try:
             async with asyncio.timeout(deadline_s):
                 result = await make_call()
         except self.refusals:
-            self._last_answer = time.monotonic()
+            self._answered()
             raise
         except TimeoutError as exc:
             if time.monotonic() - self._last_answer >= deadline_s / 2:  # silent, not just busy
@@ -66,12 +75,16 @@ class DependencyGuard:
             raise DependencyDown(self.dependency, f"no answer within {deadline_s:g}s") from exc
         except Exception as exc:
             if getattr(exc, "error_code", None) is not None:  # an HTTP answer (a 503 when shedding): alive, busy
-                self._last_answer = time.monotonic()
+                self._answered()
             else:  # no answer at all (connection refused or reset): down
                 self._trip(f"{type(exc).__name__}: {exc}")
             raise
-        self._last_answer = time.monotonic()
+        self._answered()
         return result
+
+    def _answered(self) -> None:
+        self._last_answer = time.monotonic()
+        self.last_error = None
 
     def _trip(self, error: str) -> None:
         self.last_error = error

@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -174,7 +175,13 @@ SHOP_ORIGIN = "https://shop.example"
 def served_variant(stack: Stack, **settings: str) -> Iterator[str]:
     """The same database, Redis, model and index, served again with other settings; its base URL."""
     port = free_port()
-    process = _serve({**stack.env, **settings}, port, stack.log_path.with_name(f"serve-{port}.log"))
+    # A BENTOML_HOME of its own (sharing the model store): `bentoml serve` empties the Prometheus directory under
+    # it at start, which would wipe the first stack's metrics.
+    home = stack.log_path.parent / f"bentoml-{port}"
+    home.mkdir()
+    (home / "models").symlink_to(Path(stack.env["BENTOML_HOME"]) / "models", target_is_directory=True)
+    env = {**stack.env, "BENTOML_HOME": str(home), **settings}
+    process = _serve(env, port, stack.log_path.with_name(f"serve-{port}.log"))
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: httpx.get(f"{url}/ready", timeout=5).status_code == 200, timeout=240, interval=1,

@@ -75,3 +75,17 @@ async def test_connection_errors_open_the_breaker_but_refusals_and_shedding_do_n
 async def test_no_deadline_means_the_call_as_it_is():
     guard = DependencyGuard("encoder", deadline_s=None)
     assert await guard.call(lambda: answer(7, 0.05)) == 7
+
+
+async def test_after_an_outage_one_call_probes_while_the_others_fail_at_once():
+    guard = DependencyGuard("encoder", deadline_s=0.1, open_s=0.05)
+    with pytest.raises(ConnectionRefusedError):
+        await guard.call(refused)
+    await asyncio.sleep(0.06)  # open period over: half-open
+    started = time.perf_counter()
+    results = await asyncio.gather(
+        guard.call(lambda: answer(1, 0.05)), guard.call(lambda: answer(2)), return_exceptions=True
+    )
+    assert results[0] == 1 and isinstance(results[1], DependencyDown)
+    assert time.perf_counter() - started < 0.09
+    assert await guard.call(lambda: answer(3)) == 3  # closed again: everyone through
