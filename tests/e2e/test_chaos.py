@@ -282,7 +282,7 @@ def test_index_killed_under_search_load_fails_fast_and_recovers_within_10s_of_it
             while not index_up:
                 with contextlib.suppress(httpx.HTTPError):
                     index = http.get("/status").json()["index"]
-                    if "error" not in index and killed_at:  # the index answered /status's info() again
+                    if not index.get("error") and killed_at:  # the index answered /status's info() again
                         index_up.append(time.monotonic())
                 time.sleep(0.25)
 
