@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export BENTOML_DO_NOT_TRACK := True
 
-.PHONY: setup serve prepare test test-split test-fast lint typecheck check loadtest relevance bench-index build clean
+.PHONY: setup serve prepare test test-split test-fast lint typecheck check loadtest soak relevance bench-index build clean
 
 setup: $(STAMP)
 
@@ -68,6 +68,12 @@ relevance: setup
 # baseline and the in-process limit; ~25 min, report under reports/loadtest/. `make loadtest QUICK=1`: ~6 min.
 loadtest: setup
 	$(BIN)/python loadtests/run.py $(if $(QUICK),--quick)
+
+# Soak (loadtests/soak.py): the shop's mix at 30 requests/s for 30 min on the load stack; fails on any error or
+# on growth of 10% or more (RSS and open files of every process, database connections, Redis memory) after
+# warm-up. Report in loadtests/SOAK.md. Not part of `make test`.
+soak: setup
+	$(BIN)/python loadtests/soak.py
 
 # The index at 1M products (synthetic vectors): build time, memory, p95 and recall@10 per filter selectivity;
 # ~8 min, report in reports/index-benchmark.md.

@@ -14,6 +14,7 @@ Routes, in the order a client meets them:
     POST /api/v1/feedback/batch    up to 500 interactions                     domain/feedback.py
     GET  /health /live /ready /status /cache/stats /performance /performance/slow-queries /   (operators)
     DELETE /cache?kind=...         pattern invalidation (SCAN)
+    DELETE /api/v1/users/{id}      privacy erase of one shopper (operator key)     adapters/privacy.py
     GET  /metrics                  Prometheus: BentoML's own plus vitrine_* from every process
     GET  / (a browser), /static/*, /images/products/{id}, /api/v1/products/{id}
                                    the storefront page, its files, photos       adapters/storefront.py
@@ -38,11 +39,12 @@ from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from adapters import storefront
+from adapters import privacy, storefront
 from adapters.bulk import BulkRun, bulk_run
 from adapters.components import Components
+from adapters.edge import install_edge
 from adapters.http_errors import error_response, operator_validation_error, unexpected_error_response
-from adapters.http_middleware import RequestContextMiddleware, configure_logging
+from adapters.http_middleware import configure_logging
 from adapters.metrics import ENDPOINT_CACHE, ENDPOINT_REQUESTS, observe_stage
 from domain import bulk, cache_keys
 from domain.api_models import (
@@ -122,8 +124,10 @@ class Vitrine:
     @bentoml.api(route="/api/v1/search")
     async def search(self, request: SearchRequest, /) -> SearchResponse:
         """Products for a text query, most similar first, with optional filters and pagination."""
-        self.components.track_query(request.query)
-        return await self._answer("search", self.components.search.search(request), query=request.query)
+        response = await self._answer("search", self.components.search.search(request), query=request.query)
+        if isinstance(response, SearchResponse) and response.results:  # popular queries: only ones that found some
+            self.components.track_query(request.query)
+        return response
 
     @bentoml.api(route="/api/v1/search/image")
     async def search_image(
@@ -226,7 +230,7 @@ class Vitrine:
         return {"kind": kind, "deleted": deleted}
 
     @operator_app.get("/performance")
-    async def performance(self, window_s: float = Query(900.0, gt=0, le=86_400)) -> dict[str, Any]:
+    async def performance(self, window_s: float = Query(900.0, ge=0.1, le=86_400)) -> dict[str, Any]:
         """p50/p95/p99 per operation and endpoint over the last `window_s` seconds, across all processes,
         with a health grade and advice."""
         return self.components.observability.performance(window_s=window_s)
@@ -235,6 +239,12 @@ class Vitrine:
     async def slow_queries(self, limit: int = Query(100, ge=1, le=10_000)) -> dict[str, Any]:
         """The most recent operations slower than SLOW_QUERY_MS, newest first."""
         return await self.components.observability.slow_queries(limit=limit)
+
+    @operator_app.delete("/api/v1/users/{user_id}")
+    async def erase_user(self, user_id: int = PathParam(ge=1, le=2**63 - 1)) -> Any:
+        """Privacy erase (operator key): the shopper's events, profile, session and cached recommendations."""
+        work = privacy.erase_user(self.components.engine, self.components.cache, user_id)
+        return await self._answer("erase_user", work, user_id=user_id)
 
     # --- the storefront page (adapters/storefront.py) --------------------------------------------------------
     @operator_app.get("/api/v1/products/{product_id}", response_model=ProductResult)
@@ -281,6 +291,4 @@ class Vitrine:
 # @bentoml.service made the class a bentoml Service; mypy still sees the class (a class decorator cannot change
 # a type to mypy) and BentoML's Service is untyped, hence Any.
 service_definition: Any = Vitrine
-service_definition.add_asgi_middleware(
-    RequestContextMiddleware, require_key=settings.api_require_key, api_keys=settings.api_keys
-)
+install_edge(service_definition, settings)  # CORS, API and operator keys, body limits, rate limits, in-flight bound

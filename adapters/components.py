@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters import deadline
 from adapters.cache import Cache
 from adapters.colour_library import colour_lexicon
 from adapters.db.engine import create_engine
@@ -133,6 +134,7 @@ class Components:
             observe=observe_stage,
         )
         self.observability = Observability(self.cache, slow_query_ms=settings.slow_query_ms)
+        deadline.guard_runner_calls(self.encoder, self.index, settings)  # a dead runner costs < 1 s
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
 

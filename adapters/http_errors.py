@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 
 from fastapi.exceptions import RequestValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
+from starlette.types import Send
 
 from domain.errors import DependencyDown, VitrineError
 
@@ -39,3 +41,22 @@ async def operator_validation_error(request: Request, exc: Exception) -> JSONRes
 def _field_path(loc: Sequence[str | int]) -> Sequence[str | int]:
     """("query", "kind") -> ("kind",): where the field came from is the route's business, its name the client's."""
     return loc[1:] if loc and loc[0] in ("query", "path", "body", "header", "cookie") else loc
+
+
+async def send_json(
+    send: Send, status: int, body: dict[str, object], headers: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
+    """Answer from ASGI middleware (before the app runs) with the same JSON error shape as the endpoints."""
+    payload = json.dumps(body).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})

@@ -47,6 +47,7 @@ CACHE_OP_SECONDS = Histogram(
 )
 CACHE_ERRORS = Counter("vitrine_cache_errors", "Cache operations that failed or timed out", ["op"])
 FEEDBACK_EVENTS = Counter("vitrine_feedback_events", "Accepted feedback events by type", ["interaction_type"])
+EDGE_REFUSED = Counter("vitrine_edge_refused", "Requests refused at the edge before any work", ["reason"])
 INDEX_VERSION = Gauge(
     "vitrine_index_version_info", "The index version this process serves (value 1)", ["version", "model"],
     multiprocess_mode="liveall",

@@ -16,6 +16,7 @@ import numpy as np
 from bentoml.exceptions import InvalidArgument
 
 from adapters.cache import Cache
+from adapters.deadline import DependencyGuard
 from domain import cache_keys
 from domain.errors import DependencyDown, InvalidRequest, Unsupported, VitrineError
 from domain.filters import SearchFilters
@@ -45,6 +46,7 @@ class EncoderClient:
         cache_enabled: bool = True,
     ) -> None:
         self._runner = runner
+        self.guard = DependencyGuard("encoder", deadline_s=None)  # given a deadline by adapters/deadline.py
         self._cache = cache
         self._cache_enabled = cache_enabled
         self._facts = facts
@@ -64,7 +66,7 @@ class EncoderClient:
                 return np.frombuffer(cached, dtype=np.float32)
         started = time.perf_counter()
         try:
-            vectors = await self._runner.to_async.encode_text([text])
+            vectors = await self.guard.call(lambda: self._runner.to_async.encode_text([text]))
         except VitrineError:
             raise
         except Exception as exc:
@@ -114,7 +116,7 @@ class EncoderClient:
                 field="image",
             )
         try:
-            vectors = await self._runner.to_async.encode_image([image])
+            vectors = await self.guard.call(lambda: self._runner.to_async.encode_image([image]), deadline_scale=4)
         except VitrineError:
             raise
         except InvalidArgument as exc:  # the runner refused this image (or this model has no image tower)
@@ -130,12 +132,13 @@ class IndexClient:
 
     def __init__(self, runner: Any) -> None:
         self._runner = runner
+        self.guard = DependencyGuard("index", deadline_s=None)  # given a deadline by adapters/deadline.py
         self.version = "none"
 
     async def search(self, vector: Vector, *, k: int, filters: SearchFilters | None) -> IndexHits:
         query = IndexQuery(vector=np.asarray(vector, dtype=np.float32).tolist(), k=k, filters=filters)
         try:
-            [result] = await self._runner.to_async.search([query])
+            [result] = await self.guard.call(lambda: self._runner.to_async.search([query]))
         except VitrineError:
             raise
         except Exception as exc:
@@ -180,14 +183,14 @@ class IndexClient:
 
     async def vectors(self, product_ids: list[int]) -> dict[int, Vector]:
         try:
-            found = await self._runner.to_async.vectors(product_ids)
+            found = await self.guard.call(lambda: self._runner.to_async.vectors(product_ids))
         except Exception as exc:
             raise DependencyDown("index", f"{type(exc).__name__}: {exc}") from exc
         return {int(pid): np.asarray(vec, dtype=np.float32) for pid, vec in found.items()}
 
     async def info(self) -> dict[str, Any]:
         try:
-            info: dict[str, Any] = await self._runner.to_async.info()
+            info: dict[str, Any] = await self.guard.call(lambda: self._runner.to_async.info())
         except Exception as exc:
             raise DependencyDown("index", f"{type(exc).__name__}: {exc}") from exc
         if info.get("version"):

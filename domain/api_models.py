@@ -121,7 +121,7 @@ class FeedbackAnswer(BaseModel):
 
     status: Literal["accepted"] = "accepted"
     interaction_id: int
-    event_id: str | None
+    event_id: str | None = None  # always set from the stored row; the default documents it as nullable
     user_id: int
     product_id: int
     interaction_type: InteractionType

@@ -16,7 +16,8 @@ from domain.products import product_result
 
 # Extra hits fetched beyond offset+limit so one or two inactive products do not cost a second round trip.
 BACKFILL_SLACK = 10
-MAX_HITS = 2000
+# The index answers at most this many hits per query (runners/index_service_api.MAX_K): deeper pages are empty.
+MAX_HITS = 1000
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from typing import Any
 from domain import cache_keys
 from domain.api_models import ProductResult, RecommendRequest, RecommendResponse
 from domain.blending import RecommendContext, blend
-from domain.errors import NotFound
+from domain.errors import DependencyDown, NotFound
 from domain.filters import SearchFilters
 from domain.popularity import popular_products
 from domain.ports import (
@@ -96,6 +96,8 @@ class RecommendPipeline:
                 return response
 
         components = await self._components(request)
+        if "query" in components and components["query"] is None:
+            key = None  # answered without the encoder (down): not worth keeping once it is back
         mix = blend(request.context, components)
         exclude = await self.interactions.purchased(request.user_id) if request.context in EXCLUDE_PURCHASED else set()
         filters = with_category(request.filters, request.category)
@@ -132,13 +134,22 @@ class RecommendPipeline:
         if context is RecommendContext.FEED:
             wanted["session"] = self.sessions.embedding(request.user_id, now=time.time())
         if context is RecommendContext.SEARCH and request.query is not None:
-            wanted["query"] = self.encoder.encode_text(request.query)
+            wanted["query"] = self._query_vector(request.query)
         if context is RecommendContext.SIMILAR and request.product_id is not None:
             wanted["product"] = self._product_vector(request.product_id)
         t0 = time.perf_counter()
         values = await asyncio.gather(*wanted.values())
         self.observe("recommend_components", time.perf_counter() - t0)
         return dict(zip(wanted, values, strict=True))
+
+    async def _query_vector(self, query: str) -> Vector | None:
+        """The query's embedding; None while the encoder is down, so the blend goes on from the other parts."""
+        try:
+            return await self.encoder.encode_text(query)
+        except DependencyDown as exc:
+            if exc.dependency != "encoder":
+                raise
+            return None
 
     async def _product_vector(self, product_id: int) -> Vector:
         found = await self.vectors.vectors([product_id])

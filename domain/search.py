@@ -24,6 +24,10 @@ name no catalog type ('puffer', 'something to keep the sun off my head') also as
 whose prototype is nearest its embedding (domain/product_types.py), reported in `applied_filters["product_type"]`;
 such a query's keyword search waits for its encoding, every other one runs alongside it as before.
 
+When the encoder cannot answer (`DependencyDown` from it: down, reloading, past its deadline), a hybrid or
+vector text search answers from the keyword leg instead of failing or waiting: `mode` is "keyword" and
+`message` says why; such a page is not cached.
+
 Written against the protocols in domain/ports.py and domain/lexical.py; service.py wires it to the encoder
 and index runners, the catalog database and Redis. Stage timings go to `observe(stage, seconds)`.
 """
@@ -40,7 +44,7 @@ from typing import Any, Literal
 from domain import cache_keys
 from domain.api_models import ProductResult, QueryInterpretation, SearchMode, SearchRequest, SearchResponse
 from domain.colour_names import ColourLexicon
-from domain.errors import Unsupported
+from domain.errors import DependencyDown, Unsupported
 from domain.filters import SearchFilters
 from domain.fusion import Ranked, linear_fusion, reciprocal_rank_fusion
 from domain.lexical import EMPTY_VOCABULARY, KeywordHits, KeywordQuery, KeywordSearcher, Vocabulary
@@ -58,6 +62,7 @@ from domain.query_understanding import (
 from domain.ranking import BACKFILL_SLACK, RankedPage, ranked_page
 
 NO_RESULTS = "No products match this search."
+ENCODER_DOWN = "The text model is unavailable right now: these results match the words of the search only."
 HitsFetcher = Callable[[int], Awaitable[IndexHits]]  # k -> the best k hits (domain/ranking.py asks for more)
 
 
@@ -139,9 +144,19 @@ class SearchPipeline:
         filters, applied = merge_filters(request.filters, understood)
         self.observe("understand_query", time.perf_counter() - t0)
 
-        page, matched, guessed = await self._text_page(
-            mode, understood, filters, limit=request.limit, offset=request.offset
-        )
+        degraded = False
+        try:
+            page, matched, guessed = await self._text_page(
+                mode, understood, filters, limit=request.limit, offset=request.offset
+            )
+        except DependencyDown as exc:
+            if exc.dependency != "encoder" or mode == "keyword" or self.keywords is None:
+                raise
+            # The encoder is down or reloading: the words alone still find products, at once.
+            mode, degraded = "keyword", True
+            page, matched, guessed = await self._text_page(
+                mode, understood, filters, limit=request.limit, offset=request.offset
+            )
         if understood.colours and mode != "vector":
             applied = {**applied, "colour": list(understood.colours)}  # ranked first; see the module doc
         if understood.excluded_colours and mode != "vector":
@@ -161,10 +176,12 @@ class SearchPipeline:
             cached=False,
             mode=mode,
             interpretation=interpretation,
-            message=_message(page.results, understood, applied, mode=mode, matched=matched),
+            message=ENCODER_DOWN
+            if degraded
+            else _message(page.results, understood, applied, mode=mode, matched=matched),
             index_version=page.index_version,
         )
-        if self.cache_enabled:
+        if self.cache_enabled and not degraded:  # a degraded page is not kept once the encoder is back
             await self.cache.set_json(
                 self._key(request, mode=mode, index_version=page.index_version),
                 response.model_dump(mode="json"),

@@ -52,6 +52,23 @@ class Settings(BaseSettings):
     # Unset: local paths are never served and products show a placeholder.
     catalog_image_roots: Annotated[list[Path], NoDecode] = Field(default_factory=list)
 
+    # --- edge (adapters/edge.py): operator routes, CORS, body size, rate limits, in-flight bound ------------
+    # Operator keys (same X-API-Key header) guard the routes with shoppers' data or that change state.
+    operator_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    api_cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)  # none: no CORS headers
+    api_max_body_bytes: int = Field(2 * 1024 * 1024, ge=1024)
+    api_max_image_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    # Per client (API key, or address when keys are off), shared by all workers through Redis; off when unset.
+    rate_limit_per_s: float | None = Field(None, gt=0)
+    rate_limit_burst: int | None = Field(None, ge=1)  # default: one second's worth of requests
+    # Past this many requests at once, a worker answers 503 at once. Well above a 50-request burst.
+    api_max_in_flight: int = Field(256, ge=1)
+    # A runner call gives up past its deadline, and a runner that fails or goes silent is skipped for a second
+    # (adapters/deadline.py): a dead runner costs a request about this much; text search then answers from its
+    # keyword leg, the rest 503 retryable. Above the encoder's batching latency on a busy machine.
+    encoder_deadline_s: float | None = Field(0.8, gt=0)
+    index_deadline_s: float | None = Field(0.8, gt=0)
+
     # --- model and index ----------------------------------------------------------------------------------
     # The encoder is `ENCODER_MODEL_NAME:ML_MODEL_VERSION` in the BentoML model store; "latest" is the model
     # imported last.
@@ -83,7 +100,7 @@ class Settings(BaseSettings):
     # --- monitoring ---------------------------------------------------------------------------------------
     slow_query_ms: float = Field(300.0, gt=0)
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("api_keys", "operator_keys", "api_cors_origins", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
         if isinstance(value, str):
@@ -118,6 +135,10 @@ class Settings(BaseSettings):
         if not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("REDIS_URL must be redis://..., rediss://... or unix://...")
         return value
+
+    @property
+    def resolved_rate_limit_burst(self) -> int:
+        return self.rate_limit_burst or max(1, round(self.rate_limit_per_s or 1))
 
     @model_validator(mode="after")
     def _keys_when_required(self) -> Settings:

@@ -37,6 +37,12 @@ from tests.e2e.support import (
 )
 
 PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+OPERATOR_KEY = "e2e-operator-key-91c2"  # OPERATOR_KEYS: the operator routes (/cache/stats, /performance, erase)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that flood or break the shared stack (fuzzing, chaos) run after the rest, in their file order."""
+    items.sort(key=lambda item: item.get_closest_marker("shared_stack_last") is not None)
 
 
 async def _admin(sql: str) -> None:
@@ -102,9 +108,11 @@ class Stack:
     process: subprocess.Popen[bytes] | None = None
     ready_before_index: dict[str, object] = field(default_factory=dict)
     client: httpx.Client = field(init=False)
+    operator: httpx.Client = field(init=False)
 
     def __post_init__(self) -> None:
         self.client = httpx.Client(base_url=self.url, timeout=30, headers={"X-API-Key": API_KEY})
+        self.operator = httpx.Client(base_url=self.url, timeout=30, headers={"X-API-Key": OPERATOR_KEY})
 
     def sql(self, query: str, *args: object) -> list[dict[str, object]]:
         """Run one query against the stack's database (to check what was really stored)."""
@@ -173,6 +181,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "INDEX_RELOAD_INTERVAL_S": "1",
         "API_REQUIRE_KEY": "true",
         "API_KEYS": f"another-key,{API_KEY}",
+        "OPERATOR_KEYS": OPERATOR_KEY,
         "SLOW_QUERY_MS": "50",
         "CATALOG_IMAGE_ROOTS": str(FASHION_FEED.parent / "images"),  # the storefront serves the feed's photos
         "PYTHONUNBUFFERED": "1",
@@ -209,6 +218,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield stack
     finally:
         stack.client.close()
+        stack.operator.close()
         stop_process_group(stack.process)
         redis.stop()
         asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)'))

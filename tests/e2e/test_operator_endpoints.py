@@ -89,10 +89,10 @@ def test_request_ids_are_kept_or_made(stack):
 def test_a_repeated_search_is_a_hit_that_skips_the_encoder(stack):
     query = {"query": f"green jacket {uuid.uuid4().hex[:6]}", "limit": 5}
     assert stack.post("/api/v1/search", query).json()["cached"] is False
-    before = stack.get("/cache/stats").json()
+    before = stack.operator.get("/cache/stats").json()
     batches_before, _ = _batch_histogram(stack.metrics(), "encode_text")
     assert stack.post("/api/v1/search", query).json()["cached"] is True
-    after = stack.get("/cache/stats").json()
+    after = stack.operator.get("/cache/stats").json()
     batches_after, _ = _batch_histogram(stack.metrics(), "encode_text")
     assert batches_after == batches_before
     assert after["hits_by_type"]["search"] == before["hits_by_type"]["search"] + 1
@@ -136,7 +136,7 @@ def test_performance_percentiles_cover_both_workers_and_agree_with_the_client(st
                 assert response.status_code == 200
 
     asyncio.run(drive())
-    report = stack.get(f"/performance?window_s={time.time() - started + 0.2:.2f}").json()
+    report = stack.operator.get(f"/performance?window_s={time.time() - started + 0.2:.2f}").json()
     search = report["endpoints"]["search"]
     assert search["count"] == 60  # whichever of the two workers answered
     assert search["cache_hits"] == 40 and search["cache_misses"] == 20
@@ -162,7 +162,7 @@ def test_performance_percentiles_cover_both_workers_and_agree_with_the_client(st
 
 
 def test_slow_queries_are_listed_newest_first(stack):
-    body = stack.get("/performance/slow-queries?limit=5").json()
+    body = stack.operator.get("/performance/slow-queries?limit=5").json()
     assert body["threshold_ms"] == 50
     for entry in body["slow_queries"]:
         assert entry["duration_ms"] >= 50 and entry["endpoint"]
@@ -183,10 +183,10 @@ def test_metrics_expose_stages_cache_feedback_and_index_version(stack):
 def test_pattern_invalidation_clears_one_kind(stack):
     query = {"query": f"invalidate me {uuid.uuid4().hex[:6]}", "limit": 3}
     stack.post("/api/v1/search", query)
-    deleted = stack.client.delete("/cache", params={"kind": "search"}).json()
+    deleted = stack.operator.delete("/cache", params={"kind": "search"}).json()
     assert deleted["deleted"] >= 1
     assert stack.post("/api/v1/search", query).json()["cached"] is False
-    refused = stack.client.delete("/cache", params={"kind": "everything"})
+    refused = stack.operator.delete("/cache", params={"kind": "everything"})
     assert refused.status_code == 400
     assert [error["loc"] for error in refused.json()["detail"]] == [["kind"]]
 
@@ -197,7 +197,7 @@ def test_pattern_invalidation_clears_one_kind(stack):
      ("/performance/slow-queries?limit=0", "limit")],
 )  # fmt: skip
 def test_operator_routes_answer_bad_input_with_a_400_naming_the_field(stack, path, field):
-    response = stack.get(path)
+    response = stack.operator.get(path)
     assert response.status_code == 400, response.text
     assert [error["loc"] for error in response.json()["detail"]] == [[field]]
 

@@ -189,7 +189,7 @@ def test_a_product_deactivated_since_the_index_was_built_is_dropped_and_the_page
     stack.sql("UPDATE products SET is_active = false WHERE id = $1", top)
     try:
         # What an operator does after a catalog change: forget the cached product rows (every worker follows).
-        assert stack.client.delete("/cache", params={"kind": "product"}).status_code == 200
+        assert stack.operator.delete("/cache", params={"kind": "product"}).status_code == 200
         time.sleep(1.2)
         for limit in (5, 6):  # two requests, so both API workers answer at least once in most runs
             body = stack.post("/api/v1/search", {"query": query, "limit": limit, "mode": "vector"}).json()

@@ -79,7 +79,7 @@ def test_refuses_nonsense(bad):
 # --- fusion inside the search pipeline (domain/search.py), against fakes ------------------------------------
 
 from domain.api_models import SearchRequest  # noqa: E402
-from domain.errors import Unsupported  # noqa: E402
+from domain.errors import DependencyDown, Unsupported  # noqa: E402
 from domain.filters import SearchFilters  # noqa: E402
 from domain.lexical import KeywordHits, KeywordQuery, Vocabulary  # noqa: E402
 from domain.search import SearchPipeline  # noqa: E402
@@ -246,3 +246,49 @@ async def test_the_keyword_leg_runs_while_the_query_is_encoded():
     response = await pipeline.search(SearchRequest(query="jacket", limit=5))
     assert release.is_set() and seen_while_encoding == [1]
     assert len(keywords.queries) == 1 and len(response.results) == 5
+
+
+class DownEncoder(FakeEncoder):
+    """An encoder that is down: what adapters/runner_clients.py raises when the runner cannot answer in time."""
+
+    async def encode_text(self, text: str):  # type: ignore[no-untyped-def]
+        self.calls.append(text)
+        raise DependencyDown("encoder", "no answer within 0.8s")
+
+
+@pytest.mark.parametrize("mode", [None, "hybrid", "vector"])
+async def test_encoder_down_answers_from_the_keyword_leg_and_says_so_without_caching(mode):
+    pipeline, _keywords, cache, _encoder = hybrid_pipeline()
+    pipeline.encoder = DownEncoder()
+    response = await pipeline.search(SearchRequest(query="jacket", mode=mode))
+    assert response.mode == "keyword"
+    assert [r.product_id for r in response.results] == [7, 8, 9]
+    assert response.message is not None and "text model is unavailable" in response.message
+    assert cache.values == {}  # the degraded page is not kept for when the encoder is back
+
+
+async def test_index_down_is_not_hidden_by_the_keyword_fallback():
+    pipeline, _keywords, _cache, _encoder = hybrid_pipeline()
+
+    async def index_down(vector, *, k, filters):  # type: ignore[no-untyped-def]
+        raise DependencyDown("index", "connection refused")
+
+    pipeline.index.search = index_down  # type: ignore[method-assign]
+    with pytest.raises(DependencyDown):
+        await pipeline.search(SearchRequest(query="jacket"))
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "vector", "keyword"])
+async def test_the_deepest_page_never_asks_the_index_for_more_than_its_cap(mode):
+    pipeline, _keywords, _cache, _encoder = hybrid_pipeline()
+    asked: list[int] = []
+    search = pipeline.index.search
+
+    async def capped(vector, *, k, filters):  # type: ignore[no-untyped-def]
+        asked.append(k)
+        assert k <= 1000, "the index service refuses k over 1,000"
+        return await search(vector, k=k, filters=filters)
+
+    pipeline.index.search = capped  # type: ignore[method-assign]
+    response = await pipeline.search(SearchRequest(query="0", offset=999, limit=100, mode=mode))
+    assert response.results == [] and response.offset == 999
