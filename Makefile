@@ -67,7 +67,7 @@ relevance: setup
 # fashion catalog padded to 100k products, ViT-B-32 with random weights and MiniLM), side by side with the plain
 # baseline and the in-process limit; ~25 min, report under reports/loadtest/. `make loadtest QUICK=1`: ~6 min.
 loadtest: setup
-	$(BIN)/python loadtests/run.py $(if $(QUICK),--quick)
+	$(BIN)/python loadtests/run.py $(if $(QUICK),--quick) $(if $(MEDIUM),--medium)
 
 # Soak (loadtests/soak.py): the shop's mix at 30 requests/s for 30 min on the load stack; fails on any error or
 # on growth of 10% or more (RSS and open files of every process, database connections, Redis memory) after

@@ -2,6 +2,7 @@
 
     .venv/bin/python loadtests/run.py                # ~25 min: ViT-B-32 and MiniLM, every phase
     .venv/bin/python loadtests/run.py --quick        # ~6 min: ViT-B-32 only, fewer and shorter steps
+    .venv/bin/python loadtests/run.py --medium       # ~20 min: both towers, shorter steps, no burst or spike
     .venv/bin/python loadtests/run.py --out DIR      # default reports/loadtest/<UTC time>
 
 Everything runs on this machine against 127.0.0.1, bounded in time: each locust phase ends with its shape
@@ -95,6 +96,24 @@ QUICK = Plan(
     mix_s=40.0,
     burst=False,
     fix=False,
+    spike=False,
+    hybrid_s=0.0,
+    bunched_s=30.0,
+)
+
+
+# The full run's phases at shorter steps, both towers, without the burst, hybrid and spike phases (~20 min):
+# what fits beside a working day on this box.
+MEDIUM = Plan(
+    models=("vit", "minilm"),
+    limit_batches="1,4,16,32",
+    limit_seconds=3.0,
+    ramp_rates={"vit": "5,10,15,20,25,30,40,50,60", "minilm": "10,20,30,40,50,60,80,100,120"},
+    step_s=10.0,
+    mix_warmup_s=15.0,
+    mix_s=45.0,
+    burst=False,
+    fix=True,
     spike=False,
     hybrid_s=0.0,
     bunched_s=30.0,
@@ -314,7 +333,7 @@ def run(plan: Plan, out: Path) -> Path:
     sampler = ProcessSampler(out / "processes.csv", database=stack.DB_NAME)
     sampler.start()
     run = Run(out, plan, sampler)
-    run.log(f"load run into {out} ({'quick' if plan is QUICK else 'full'})")
+    run.log(f"load run into {out} ({'quick' if plan is QUICK else 'medium' if plan is MEDIUM else 'full'})")
     counts = stack.ensure_database(run.log)
     tags = stack.ensure_models(run.log)
     indexes = {key: stack.ensure_index(stack.MODELS[key], tags[key], run.log) for key in plan.models}
@@ -437,11 +456,13 @@ def run(plan: Plan, out: Path) -> Path:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="ViT-B-32 only, fewer and shorter steps (~6 min)")
+    parser.add_argument("--medium", action="store_true", help="both towers, shorter steps, no burst/spike (~20 min)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    out = args.out or REPO / "reports" / "loadtest" / f"{stamp}{'-quick' if args.quick else ''}"
-    run(QUICK if args.quick else FULL, out.resolve())
+    plan, suffix = (QUICK, "-quick") if args.quick else (MEDIUM, "-medium") if args.medium else (FULL, "")
+    out = args.out or REPO / "reports" / "loadtest" / f"{stamp}{suffix}"
+    run(plan, out.resolve())
     return 0
 
 
