@@ -30,7 +30,8 @@ import httpx
 import psutil
 import pytest
 
-from tests.e2e.conftest import API_KEY, PG_ADMIN_DSN, Stack, wait_until
+from tests.e2e.conftest import PG_ADMIN_DSN, Stack
+from tests.e2e.support import API_KEY, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.shared_stack_last]
 

@@ -19,7 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import API_KEY, OPERATOR_KEY, Stack, _serve, free_port, stop_process_group, wait_until
+from tests.e2e.conftest import OPERATOR_KEY, Stack
+from tests.e2e.support import API_KEY, free_port, serve, stop_process_group, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -181,7 +182,7 @@ def served_variant(stack: Stack, **settings: str) -> Iterator[str]:
     home.mkdir()
     (home / "models").symlink_to(Path(stack.env["BENTOML_HOME"]) / "models", target_is_directory=True)
     env = {**stack.env, "BENTOML_HOME": str(home), **settings}
-    process = _serve(env, port, stack.log_path.with_name(f"serve-{port}.log"))
+    process = serve("service:Vitrine", port=port, env=env, log_path=stack.log_path.with_name(f"serve-{port}.log"))
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: httpx.get(f"{url}/ready", timeout=5).status_code == 200, timeout=240, interval=1,

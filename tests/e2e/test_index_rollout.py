@@ -23,7 +23,8 @@ import numpy as np
 import pytest
 
 from runners.vector_index import current_version, set_current
-from tests.e2e.conftest import API_KEY, SPLIT
+from tests.e2e.conftest import SPLIT
+from tests.e2e.support import API_KEY
 
 pytestmark = [
     pytest.mark.e2e,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import API_KEY, FASHION_FEED, REPO
+from tests.e2e.support import API_KEY, FASHION_FEED, REPO
 
 pytestmark = pytest.mark.e2e
 

@@ -7,7 +7,7 @@ import re
 import httpx
 import pytest
 
-from tests.e2e.conftest import API_KEY, FASHION_FEED
+from tests.e2e.support import API_KEY, FASHION_FEED
 
 pytestmark = pytest.mark.e2e
 
