@@ -80,8 +80,10 @@ soak: setup
 bench-index: setup
 	$(BIN)/python loadtests/bench_index.py
 
+# The Bento declares all three services (the index too) so that each can be deployed on its own; whether the API
+# holds the index itself is INDEX_IN_PROCESS where it is served.
 build: prepare
-	$(BIN)/bentoml build --output tag
+	INDEX_IN_PROCESS=false $(BIN)/bentoml build --output tag
 
 clean:
 	rm -rf var reports .pytest_cache .mypy_cache .ruff_cache

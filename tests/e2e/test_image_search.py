@@ -24,9 +24,8 @@ pytestmark = pytest.mark.e2e
 def clip_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     home = tmp_path_factory.mktemp("clip")
     config, checkpoint = write_tiny_clip(home)
-    # The index as a service of its own (INDEX_IN_PROCESS=false), so that topology is served end to end too;
-    # the session stack (tests/e2e/conftest.py) runs the default, the index inside each API worker.
-    env = {**embedded_env(home), "INDEX_IN_PROCESS": "false"}
+    # The default topology, the index inside each API worker (the session stack runs the index as a service).
+    env = embedded_env(home)
     run_cli("db", "upgrade", env=env)
     run_cli("catalog", "import", str(FASHION_FEED), env=env)
     run_cli(
@@ -44,7 +43,7 @@ def photo(product_id: int) -> bytes:
 def test_the_upload_goes_through_the_image_tower(clip_stack):
     status = clip_stack.get("/status").json()
     assert status["encoder"]["has_image_tower"] is True
-    assert status["index"]["in_process"] is False and status["index"]["state"] == "up"
+    assert status["index"]["in_process"] is True and status["index"]["state"] == "up"
 
     def top(product_id: int) -> list[int]:
         upload = {"image": (f"{product_id}.jpg", photo(product_id), "image/jpeg")}

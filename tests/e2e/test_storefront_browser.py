@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.conftest import OPERATOR_KEY
 from tests.e2e.support import API_KEY, FASHION_FEED, REPO
 
 pytestmark = pytest.mark.e2e
@@ -243,6 +244,9 @@ def test_operator_panel_shows_status_cache_hit_rate_and_p95(page):
     search(page, "watch")
     page.get_by_role("button", name="Operator").click()
     panel = page.locator("[data-operator]")
+    # Operator pages need an operator key (OPERATOR_KEYS): the panel asks for one, as it would an operator.
+    panel.get_by_label("Operator key").fill(OPERATOR_KEY)
+    panel.get_by_role("button", name="Use key").click()
     panel.locator('[data-op="performance"]').wait_for()
     assert panel.locator('[data-op="status"] .badge').inner_text().lower() in ("ok", "degraded")
     assert re.match(r"^[\d.]+%$", panel.locator("[data-hit-rate]").inner_text())
