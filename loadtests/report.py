@@ -37,7 +37,7 @@ MIX_TARGETS = (  # (what, request names, p95 limit in ms)
 SYSTEM_LABELS = {
     "baseline": "baseline (plain FastAPI)",
     "vitrine-nocache": "vitrine (settings of this run)",
-    "vitrine-remote-index-nocache": "vitrine, the index as a service of its own (INDEX_IN_PROCESS=false)",
+    "vitrine-in-process-index-nocache": "vitrine, the index inside the API worker (INDEX_IN_PROCESS=true)",
     "vitrine-stock-nocache": "vitrine (settings of this run), BentoML's stock dispatcher",
 }
 
@@ -358,7 +358,7 @@ class Report:
                 peak_row.append("–")
         rows += [ratio_row, cross_row, limit_row, peak_row]
         variants = (
-            ("vitrine-remote-index-nocache", "the index as a service (INDEX_IN_PROCESS=false)"),
+            ("vitrine-in-process-index-nocache", "the index in the API worker (INDEX_IN_PROCESS=true)"),
             ("vitrine-stock-nocache", "BentoML's stock dispatcher (BATCHING_POLICY=stock)"),
         )
         for system, what in variants:

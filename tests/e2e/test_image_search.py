@@ -24,8 +24,8 @@ pytestmark = pytest.mark.e2e
 def clip_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     home = tmp_path_factory.mktemp("clip")
     config, checkpoint = write_tiny_clip(home)
-    # The default topology, the index inside each API worker (the session stack runs the index as a service).
-    env = embedded_env(home)
+    # The index inside each API worker (INDEX_IN_PROCESS=true); the session stack runs it as a service.
+    env = {**embedded_env(home), "INDEX_IN_PROCESS": "true"}
     run_cli("db", "upgrade", env=env)
     run_cli("catalog", "import", str(FASHION_FEED), env=env)
     run_cli(
