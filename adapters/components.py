@@ -140,8 +140,7 @@ class Components:
 
     async def start(self) -> None:
         if isinstance(self.index, InProcessIndex):
-            await asyncio.to_thread(self.index.live.reload)  # memory-mapped: ~1 s at 1M products
-            self.index.live.start_watching()
+            await self.index.start()
         self.health.start()
         self._tasks.append(asyncio.create_task(watch_loop_lag(), name="vitrine-loop-lag"))
         self._tasks.append(asyncio.create_task(self._warm_when_ready(), name="vitrine-cache-warming"))

@@ -32,8 +32,9 @@ class InProcessIndex:
         self.live = LiveIndex(root, reload_interval_s=reload_interval_s)
         self.version = "none"
 
-    def start(self) -> None:
-        self.live.reload()
+    async def start(self) -> None:
+        """Load the CURRENT version (off the loop: memory-mapped, ~1 s at 1M products), then watch for new ones."""
+        await asyncio.to_thread(self.live.reload)
         self.live.start_watching()
 
     async def close(self) -> None:
