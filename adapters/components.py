@@ -159,8 +159,11 @@ class Components:
     async def close(self) -> None:
         await self.profiles.drain()
         await self.health.close()
+        await self.encoder.guard.close()
         if isinstance(self.index, InProcessIndex):
             await self.index.close()
+        else:
+            await self.index.guard.close()
         # The loops, and query counts still in flight: counting is best effort, so they are not waited out.
         tasks = [*self._tasks, *self._background]
         for task in tasks:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sized
 from typing import Any, Protocol
 
 import numpy as np
@@ -57,6 +57,10 @@ class EncoderClient:
         facts: dict[str, Any] = await self._runner.to_async.info()
         return facts
 
+    async def ping(self) -> None:
+        """The guard's probe: answers once the encoder does, bypassing the open breaker."""
+        await self._runner.to_async.info()
+
     async def encode_text(self, text: str) -> Vector:
         model = self._facts.encoder_model_tag  # None until the encoder has said which model it runs: no key before that
         key = cache_keys.query_embedding(model=model, query=text) if model else None
@@ -91,12 +95,15 @@ class EncoderClient:
         if missing:
             started = time.perf_counter()
             try:
-                encoded = np.asarray(await self._runner.to_async.encode_text(missing), dtype=np.float32)
+                vectors = await self.guard.call(
+                    lambda: self._runner.to_async.encode_text(missing), deadline_scale=bulk_deadline_scale(missing)
+                )
             except VitrineError:
                 raise
             except Exception as exc:
                 raise DependencyDown("encoder", f"{type(exc).__name__}: {exc}") from exc
             self._observe("encode_many", time.perf_counter() - started)
+            encoded = np.asarray(vectors, dtype=np.float32)
             fresh = dict(zip(missing, encoded, strict=True))
             found = [fresh[text] if vector is None else vector for text, vector in zip(texts, found, strict=True)]
             if keys and self._cache_enabled:
@@ -125,6 +132,11 @@ class EncoderClient:
             raise DependencyDown("encoder", f"{type(exc).__name__}: {exc}") from exc
         vector: Vector = np.asarray(vectors, dtype=np.float32)[0]
         return vector
+
+
+def bulk_deadline_scale(items: Sized) -> float:
+    """A bulk call does many requests' work in one: each ten items add one deadline (100 searches: 11)."""
+    return 1 + len(items) / 10
 
 
 class IndexClient:
@@ -160,7 +172,9 @@ class IndexClient:
             for vector, k, filters in queries
         ]
         try:
-            results = await self._runner.to_async.search(batch)
+            results = await self.guard.call(
+                lambda: self._runner.to_async.search(batch), deadline_scale=bulk_deadline_scale(batch)
+            )
         except VitrineError:
             raise
         except Exception as exc:
@@ -187,6 +201,10 @@ class IndexClient:
         except Exception as exc:
             raise DependencyDown("index", f"{type(exc).__name__}: {exc}") from exc
         return {int(pid): np.asarray(vec, dtype=np.float32) for pid, vec in found.items()}
+
+    async def ping(self) -> None:
+        """The guard's probe: answers once the index does, bypassing the open breaker."""
+        await self._runner.to_async.info()
 
     async def info(self) -> dict[str, Any]:
         try:

@@ -63,9 +63,10 @@ class Settings(BaseSettings):
     rate_limit_burst: int | None = Field(None, ge=1)  # default: one second's worth of requests
     # Past this many requests at once, a worker answers 503 at once. Well above a 50-request burst.
     api_max_in_flight: int = Field(256, ge=1)
-    # A runner call gives up past its deadline, and a runner that fails or goes silent is skipped for a second
-    # (adapters/deadline.py): a dead runner costs a request about this much; text search then answers from its
-    # keyword leg, the rest 503 retryable. Above the encoder's batching latency on a busy machine.
+    # A runner call gives up past its deadline, and a runner that fails or goes silent is skipped until a probe
+    # in the background gets an answer (adapters/deadline.py): a dead runner costs the requests in flight this
+    # much and the rest nothing; text search then answers from its keyword leg, the rest 503 retryable. Above the
+    # encoder's batching latency on a busy machine.
     encoder_deadline_s: float | None = Field(0.8, gt=0)
     index_deadline_s: float | None = Field(0.8, gt=0)
 
