@@ -4,9 +4,11 @@ The embedded default uses fakeredis, an in-process implementation of the Redis c
 hand-written dict: the same commands (MGET, WATCH/MULTI, SCAN, sorted sets, TTLs) behave the same way in both
 modes, so there is one code path to test.
 
-Redis must never take a request down with it. Every operation has a short timeout; the first failure opens a
-breaker for `RETRY_AFTER_S`, during which the cache is skipped (a miss, a no-op write) without waiting on the
-network; after that the next operation tries again, so the cache comes back by itself once Redis does.
+Redis must never take a request down with it. Every operation has a short timeout; a failure opens a breaker
+for `RETRY_AFTER_S`, during which the cache is skipped (a miss, a no-op write) without waiting on the network;
+after that the next operation tries again, so the cache comes back by itself once Redis does. A timeout opens
+it only when no other operation came back within the timeout either: one slow reply on a busy machine costs that
+request its cache lookup, not every request for a second.
 
 The timeout measures Redis, not the worker's event loop. When a wave of requests arrives at once the loop runs
 their work back to back, and a reply that came back in a millisecond can sit unread in the socket for longer
@@ -65,6 +67,7 @@ class Cache:
         self.backend = backend  # "redis" or "in-process"
         self.enabled = enabled
         self._down_until = 0.0
+        self._last_answer = time.monotonic()  # the last time any operation came back
         self.last_error: str | None = None
 
     @classmethod
@@ -97,14 +100,25 @@ class Cache:
         started = time.perf_counter()
         try:
             result = await within(self.timeout_s, call)
-        except (RedisError, OSError, TimeoutError) as exc:
-            self._down_until = time.monotonic() + RETRY_AFTER_S
-            self.last_error = f"{type(exc).__name__}: {exc}"
+        except TimeoutError as exc:
             CACHE_ERRORS.labels(op=op).inc()
-            log.warning("cache %s failed, skipping the cache for %.1fs: %s", op, RETRY_AFTER_S, self.last_error)
+            if time.monotonic() - self._last_answer < self.timeout_s:  # Redis answers others: slow, not gone
+                log.warning("cache %s missed its %gs timeout while Redis answers others; skipped", op, self.timeout_s)
+                return default
+            self._open(op, exc)
             return default
+        except (RedisError, OSError) as exc:
+            CACHE_ERRORS.labels(op=op).inc()
+            self._open(op, exc)
+            return default
+        self._last_answer = time.monotonic()
         CACHE_OP_SECONDS.labels(op=op).observe(time.perf_counter() - started)
         return result
+
+    def _open(self, op: str, exc: BaseException) -> None:
+        self._down_until = time.monotonic() + RETRY_AFTER_S
+        self.last_error = f"{type(exc).__name__}: {exc}"
+        log.warning("cache %s failed, skipping the cache for %.1fs: %s", op, RETRY_AFTER_S, self.last_error)
 
     async def ping(self) -> float:
         """Round-trip time in ms; raises when the cache cannot be reached (used by /status and /ready)."""

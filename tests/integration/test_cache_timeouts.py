@@ -3,7 +3,8 @@
 A wave of requests keeps the loop busy with their CPU work; a Redis reply that arrived in a millisecond then
 waits in the socket. Here the loop is blocked on purpose (a callback that sleeps) past the timeout while a
 real Redis answers: the operation must succeed and the breaker stay closed. A Redis that does not answer
-(a server paused with CLIENT PAUSE) must still time out, in about the timeout.
+(a server paused with CLIENT PAUSE) must still time out, in about the timeout, and open the breaker; one slow
+reply while Redis answers other operations must not.
 """
 
 from __future__ import annotations
@@ -48,6 +49,28 @@ async def test_a_redis_that_does_not_answer_still_times_out(redis_url):
     finally:
         admin.execute_command("CLIENT", "UNPAUSE")
         admin.close()
+        await cache.close()
+
+
+async def test_one_slow_reply_while_redis_answers_others_skips_that_lookup_only(redis_url):
+    cache = Cache.connect(redis_url, timeout_s=0.1)
+    try:
+        await cache.set_json("vitrine:test:answered", {"ok": True}, ttl=30, kind="search")
+
+        async def answered_meanwhile() -> None:
+            for _ in range(12):
+                assert await cache.get_json("vitrine:test:answered", kind="search") == {"ok": True}
+                await asyncio.sleep(0.02)
+
+        # BLPOP on an empty list holds its own connection: a reply that does not come, on a Redis that is up.
+        slow, _ = await asyncio.gather(
+            cache.guarded("get", lambda: cache.client.blpop(["vitrine:test:empty"], timeout=1), "skipped"),
+            answered_meanwhile(),
+        )
+        assert slow == "skipped"
+        assert cache.available and cache.last_error is None  # the breaker stayed closed
+        assert await cache.get_json("vitrine:test:answered", kind="search") == {"ok": True}
+    finally:
         await cache.close()
 
 
