@@ -18,7 +18,7 @@ import shutil
 import socket
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +43,18 @@ OPERATOR_KEY = "e2e-operator-key-91c2"  # OPERATOR_KEYS: the operator routes (/c
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests that flood or break the shared stack (fuzzing, chaos) run after the rest, in their file order."""
     items.sort(key=lambda item: item.get_closest_marker("shared_stack_last") is not None)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, object, None]:
+    """A failed test that used the stack reports the stack's warnings and errors from its serve log: on CI
+    that log is gone with the run, and a flaky failure is otherwise hard to explain."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    stack = getattr(item, "funcargs", {}).get("stack")
+    if report.failed and call.when == "call" and isinstance(stack, Stack):
+        noteworthy = [line for line in stack.log_tail(2000).splitlines() if "WARNING" in line or "ERROR" in line]
+        report.sections.append(("stack log: warnings and errors, last 40", "\n".join(noteworthy[-40:])))
 
 
 async def _admin(sql: str) -> None:
