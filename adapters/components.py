@@ -71,6 +71,7 @@ class Components:
             cache=self.cache,
             database_check=self.database_check,
             schema_check=self.schema_check,
+            poll_every_s=settings.index_reload_interval_s,  # follow an index swap (see adapters/health.py)
         )
         model_tag = self.runners.model_tag  # read per request: known once a runner has said it
         self.keyword_search = SqlKeywordSearch(self.engine)

@@ -1,8 +1,13 @@
 """What the API knows of its runners and dependencies: one `RunnerState` every client reads, `/ready`, `/status`.
 
 The encoder is asked for its facts (model tag, towers, device) and the index for its own (version, size,
-model tag) quickly at start, then every `RUNNER_POLL_S` once both answered, and on demand for /status. An
+model tag) quickly at start, then every `poll_every_s` once both answered, and on demand for /status. An
 in-process index (INDEX_IN_PROCESS) answers from the worker's own memory.
+
+Components polls as often as the index looks for a new version (INDEX_RELOAD_INTERVAL_S). The index version is
+in every search page's cache key, and a worker that served only cached pages would otherwise go on reading the
+previous index's pages after a swap, for as long as it did not ask; this way each worker follows a swap within
+two intervals. An ask is two cheap internal calls.
 
 The model tag names the vector space that cache keys, sessions and profiles are kept in. It is the index's
 model tag when the index is loaded (product vectors come from it; query vectors must match it), else the
@@ -24,9 +29,7 @@ from domain.errors import DependencyDown
 
 log = logging.getLogger("vitrine.health")
 
-# Once ready, the runners are asked rarely (each ask is a log line in every runner); /status asks on demand.
-RUNNER_POLL_S = 30.0
-FIRST_POLL_S = 0.5
+FIRST_POLL_S = 0.5  # while the runners load their model and index
 
 
 class InfoSource(Protocol):
@@ -78,8 +81,10 @@ class Health:
         cache: Cache,
         database_check: Callable[[], Awaitable[dict[str, Any]]],
         schema_check: Callable[[], Awaitable[tuple[bool, str]]],
+        poll_every_s: float,
     ) -> None:
         self.runners = runners
+        self.poll_every_s = poll_every_s
         self._schema_check = schema_check
         self._encoder = encoder
         self._index = index
@@ -116,7 +121,7 @@ class Health:
         # Fast at first (the runners load their model and index while the API starts), then rarely.
         while True:
             await self.refresh()
-            await asyncio.sleep(RUNNER_POLL_S if self.runners.ready else FIRST_POLL_S)
+            await asyncio.sleep(self.poll_every_s if self.runners.ready else FIRST_POLL_S)
 
     async def cache_check(self) -> dict[str, Any]:
         try:

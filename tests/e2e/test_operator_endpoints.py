@@ -211,5 +211,21 @@ def test_a_new_index_version_is_served_without_restart_and_uses_new_keys(stack):
     assert stack.post("/api/v1/search", query).json()["cached"] is True
     previous = stack.get("/status").json()["index"]["version"]
     run_cli("index", "build", env=stack.env)
-    stack.wait_for_index_version(previous)
-    wait_until(lambda: stack.post("/api/v1/search", query).json()["cached"] is False, timeout=15, what="new keys")
+    current = stack.wait_for_index_version(previous)
+    time.sleep(2 * float(stack.env["INDEX_RELOAD_INTERVAL_S"]) + 0.5)  # every worker has asked the index since
+
+    def search_on_a_new_connection(body: dict[str, object]) -> dict[str, object]:
+        # A kept-alive connection stays with one API worker; new ones are spread over both.
+        with httpx.Client(base_url=stack.url, headers=stack.client.headers, timeout=30) as client:
+            answer: dict[str, object] = client.post("/api/v1/search", json=body).json()
+            return answer
+
+    # Whichever worker answers, it keys pages by the new version: the old page is not served, and a page one
+    # worker writes the other reads (a worker still on the old version would miss it).
+    for _ in range(6):
+        after = search_on_a_new_connection(query)
+        assert after["index_version"] == current
+    for i in range(6):
+        fresh = {"query": f"white sneakers {uuid.uuid4().hex[:6]} {i}", "limit": 5}
+        assert search_on_a_new_connection(fresh)["cached"] is False
+        assert search_on_a_new_connection(fresh)["cached"] is True
