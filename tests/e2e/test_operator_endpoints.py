@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from domain.performance import EndpointStats, health_grade, recommendations
-from tests.e2e.support import API_KEY, run_cli, wait_until
+from tests.e2e.support import API_KEY, run_cli
 from tests.e2e.test_search_api import _batch_histogram
 
 pytestmark = pytest.mark.e2e
