@@ -36,6 +36,9 @@ def settings_of(pairs: list[str]) -> dict[str, str]:
     found = {}
     for pair in pairs:
         name, _, value = pair.partition("=")
+        if name == "PYTHONPATH":  # the A/B of an installed library (loadtests/stock_asyncio); empty: none
+            found[name] = value
+            continue
         if not name or not value:
             raise SystemExit(f"settings are NAME=VALUE, got {pair!r}")
         known = {field.alias or key for key, field in Settings.model_fields.items()}
