@@ -15,7 +15,7 @@ setup: $(STAMP)
 
 # torch/torchvision are pinned (pyproject.toml) to the builds pip takes from local disk; unpinned, pip would
 # download several GB of CUDA wheels.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements/bento.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "torch==2.14.1" "torchvision==0.29.1"
