@@ -13,6 +13,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Protocol
 
 from domain.filters import SearchFilters
@@ -105,6 +106,16 @@ class Vocabulary:
     words: Mapping[str, int] = field(default_factory=dict)  # word -> active products containing it
     colours: tuple[str, ...] = ()  # as the catalog spells them ("Navy Blue")
     documents: int = 0
+
+    @cached_property
+    def words_by_length(self) -> Mapping[int, tuple[str, ...]]:
+        """The alphabetic words, by length: what a spelling corrector compares a typo with (built once per
+        vocabulary, not scanned whole for every unknown word of every query)."""
+        by_length: dict[int, list[str]] = {}
+        for word in self.words:
+            if word.isalpha():
+                by_length.setdefault(len(word), []).append(word)
+        return {length: tuple(words) for length, words in by_length.items()}
 
     def knows(self, form: str) -> bool:
         """Whether every word of `form` occurs in the catalog."""

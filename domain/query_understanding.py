@@ -308,11 +308,10 @@ def _extract_price(text: str) -> tuple[PriceRange, str]:
 
 def _join_spellings(tokens: list[str]) -> list[str]:
     """Rewrite 't shirt', 'flipflops', 'hand bag'... to one canonical spelling (domain/synonyms.py)."""
-    span = longest_key(SPELLINGS)
     out: list[str] = []
     index = 0
     while index < len(tokens):
-        for size in range(min(span, len(tokens) - index), 0, -1):
+        for size in range(min(_SPELLING_SPAN, len(tokens) - index), 0, -1):
             phrase = " ".join(tokens[index : index + size])
             if phrase in SPELLINGS:
                 out.extend(SPELLINGS[phrase].split())
@@ -327,6 +326,9 @@ def _join_spellings(tokens: list[str]) -> list[str]:
 _SYNONYM_WORDS = frozenset(
     word for key, expansions in SYNONYMS.items() for phrase in (key, *expansions) for word in phrase.split()
 )
+_SYNONYM_WORDS_BY_LENGTH = Vocabulary(words=dict.fromkeys(_SYNONYM_WORDS, 0)).words_by_length
+_SYNONYM_SPAN = longest_key(SYNONYMS)  # how many words a synonym phrase may have
+_SPELLING_SPAN = longest_key(SPELLINGS)
 _SPELT_AS: dict[str, list[str]] = {}  # canonical spelling -> the other spellings ('tshirt' -> 't shirt', ...)
 for _other, _canonical in SPELLINGS.items():
     _SPELT_AS.setdefault(_canonical, []).append(_other)
@@ -383,14 +385,14 @@ def _correction(token: str, vocabulary: Vocabulary) -> str | None:
 
 
 def _candidates(vocabulary: Vocabulary, length: int, limit: int) -> Iterable[str]:
-    """Catalog words, their singulars ('handbags' -> 'handbag') and the synonym table's words."""
-    for word in (*vocabulary.words, *_SYNONYM_WORDS):
-        if not word.isalpha():
-            continue
-        forms = (word, word[:-1]) if word.endswith("s") and not word.endswith("ss") else (word,)
-        for form in forms:
-            if abs(len(form) - length) <= limit and len(form) >= MIN_CORRECTABLE_LENGTH - 1:
-                yield form
+    """Catalog words, their singulars ('handbags' -> 'handbag') and the synonym table's words, of a length
+    within `limit` of the typo's (a plural one longer still, for its singular)."""
+    for size in range(length - limit, length + limit + 2):
+        for word in (*vocabulary.words_by_length.get(size, ()), *_SYNONYM_WORDS_BY_LENGTH.get(size, ())):
+            forms = (word, word[:-1]) if word.endswith("s") and not word.endswith("ss") else (word,)
+            for form in forms:
+                if abs(len(form) - length) <= limit and len(form) >= MIN_CORRECTABLE_LENGTH - 1:
+                    yield form
 
 
 def _colours(
@@ -532,10 +534,9 @@ def _word_groups(tokens: list[str], vocabulary: Vocabulary, weights: Weights) ->
     """One group per word or synonym phrase, and how many words found no form in the catalog."""
     groups: list[TermGroup] = []
     unmatched = 0
-    span = longest_key(SYNONYMS)
     index = 0
     while index < len(tokens):
-        for size in range(min(span, len(tokens) - index), 0, -1):
+        for size in range(min(_SYNONYM_SPAN, len(tokens) - index), 0, -1):
             phrase = " ".join(tokens[index : index + size])
             if phrase in SYNONYMS:
                 own = _known(_variants(phrase), vocabulary)
