@@ -1,7 +1,8 @@
 """CPU milliseconds per request, per process, per kind of request: what each request costs, not how long it waited.
 
     .venv/bin/python loadtests/cpu_cost.py                                   # the code's defaults
-    .venv/bin/python loadtests/cpu_cost.py --a INDEX_IN_PROCESS=false INDEX_IN_PROCESS=true   # A/B
+    .venv/bin/python loadtests/cpu_cost.py --a INDEX_IN_PROCESS=false INDEX_IN_PROCESS=true   # A/B of a setting
+    .venv/bin/python loadtests/cpu_cost.py --a-rev HEAD~1                   # A/B of a code change: A is HEAD~1
 
 On the load run's stack (loadtests/stack.py: PostgreSQL with 100k products, its own Redis, ViT-B-32 with random
 weights), each system answers the same requests of each kind, a few at a time (so batches stay small, as in the
@@ -127,12 +128,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("b", nargs="*", metavar="NAME=VALUE", help="B's settings on top of A's (none: A alone)")
     parser.add_argument("--a", nargs="*", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--a-rev", metavar="REV", help="A runs this git revision's code (B: this checkout's)")
     parser.add_argument("--count", type=int, default=300, help="requests of each kind")
     parser.add_argument("--model", choices=sorted(stack.MODELS), default="vit")
     args = parser.parse_args()
     systems = {"A": settings_of(args.a)}
-    if args.b:
+    if args.b or args.a_rev:
         systems["B"] = {**systems["A"], **settings_of(args.b)}
+    trees = {"A": stack.checkout(args.a_rev)} if args.a_rev else {}
     out = REPO / "reports" / "cpu-cost" / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     (out / "logs").mkdir(parents=True, exist_ok=True)
     stack.ensure_database(print)
@@ -146,7 +149,14 @@ def main() -> int:
             stack.reset_user_state()
             served = {"API_ENABLE_CACHE": "true", **settings}
             target = stack.serve_vitrine(
-                f"cpu-{label}", model, tags[args.model], redis_url, served, out / "logs", app="service:Vitrine"
+                f"cpu-{label}",
+                model,
+                tags[args.model],
+                redis_url,
+                served,
+                out / "logs",
+                app="service:Vitrine",
+                tree=trees.get(label, stack.REPO),
             )
             try:
                 results[label] = measure(target, redis.pid, args.count, seed=7)
@@ -156,7 +166,8 @@ def main() -> int:
         redis.stop()
     lines = [f"# CPU ms per request ({model.label})", ""]
     for label, settings in systems.items():
-        lines.append(f"- {label}: {settings or 'the code defaults'}")
+        code = f"the code of {args.a_rev}" if label in trees else "this checkout's code"
+        lines.append(f"- {label}: {code}, {settings or 'the default settings'}")
     lines.append("")
     for kind in KINDS:
         extra = ("answered", "(index_search, wall)")

@@ -225,13 +225,14 @@ class Process:
     argv: list[str]
     env: dict[str, str]
     log_path: Path
+    cwd: Path = REPO
     popen: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Process:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.popen = subprocess.Popen(
-            self.argv, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            self.argv, cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
         log.close()
         return self
@@ -327,16 +328,38 @@ def private_home(home: Path) -> Path:
     return home
 
 
+def checkout(revision: str) -> Path:
+    """The code of a git revision, in a detached worktree under var/loadtest/trees (kept for later runs): an A/B
+    of a code change serves A from it, with this checkout's environment."""
+    sha = subprocess.run(
+        ["git", "rev-parse", "--short=12", revision], cwd=REPO, check=True, capture_output=True, text=True
+    ).stdout.strip()
+    tree = STATE / "trees" / sha
+    if not tree.exists():
+        subprocess.run(["git", "worktree", "add", "--detach", str(tree), sha], cwd=REPO, check=True)
+    return tree
+
+
 def serve_vitrine(
-    name: str, model: Model, tag: str, redis_url: str, settings: dict[str, str], logs: Path, *, app: str
+    name: str,
+    model: Model,
+    tag: str,
+    redis_url: str,
+    settings: dict[str, str],
+    logs: Path,
+    *,
+    app: str,
+    tree: Path = REPO,
 ) -> Stack:
-    """`bentoml serve` of `app` (service:Vitrine) with the given settings."""
+    """`bentoml serve` of `app` (service:Vitrine) with the given settings, of this checkout's code or `tree`'s."""
     flush_redis(redis_url)
     port = free_port()
     home = private_home(logs.parent / "homes" / name)
     env = {**model_env(model, tag), "REDIS_URL": redis_url, "BENTOML_HOME": str(home), **settings}
+    if tree != REPO:  # ahead of the editable install, which points at this checkout
+        env["PYTHONPATH"] = str(tree)
     argv = [str(BIN / "bentoml"), "serve", app, "--host", "127.0.0.1", "--port", str(port)]
-    process = Process(name, argv, env, logs / f"{name}.log").start()
+    process = Process(name, argv, env, logs / f"{name}.log", cwd=tree).start()
     stack = Stack(name, process, f"http://127.0.0.1:{port}", settings)
     stack.wait_ready()
     return stack
