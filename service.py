@@ -151,15 +151,15 @@ class Vitrine:
         return await self.components.search.search_by_image(image, filters=filters, limit=limit, offset=offset)
 
     @bentoml.api(route="/api/v1/search/batch")
-    async def search_batch(self, batch: bulk.SearchBatchRequest, /, ctx: bentoml.Context) -> bulk.SearchBatchResponse:
+    async def search_batch(self, batch: bulk.SearchBatchRequest, /) -> bulk.SearchBatchResponse:
         """Up to 100 searches, a result per query in order; their encoder and index work goes in runner batches."""
-        work = self._charged(ctx, "queries", len(batch.queries), lambda: self._bulk().search_batch(batch))
+        work = self._charged("queries", len(batch.queries), lambda: self._bulk().search_batch(batch))
         return await self._answer("search_batch", work)
 
-    async def _charged(self, ctx: bentoml.Context, field: str, items: int, work: Callable[[], Awaitable[Any]]) -> Any:
+    async def _charged(self, field: str, items: int, work: Callable[[], Awaitable[Any]]) -> Any:
         """A bulk request's work, once it has paid the rate limit one request per item (the edge took the first
         at the door, before the body was read; the rest is taken here, with the items counted)."""
-        await rate_limit.charge_items(ctx.request.scope, items, field=field)
+        await rate_limit.charge_items(items, field=field)
         return await work()
 
     def _bulk(self) -> BulkRun:
@@ -181,11 +181,9 @@ class Vitrine:
         return await self._answer("recommend", work, user_id=request.user_id, query=request.query)
 
     @bentoml.api(route="/api/v1/recommend/batch")
-    async def recommend_batch(
-        self, batch: bulk.RecommendBatchRequest, /, ctx: bentoml.Context
-    ) -> bulk.RecommendBatchResponse:
+    async def recommend_batch(self, batch: bulk.RecommendBatchRequest, /) -> bulk.RecommendBatchResponse:
         """Up to 500 recommendations, a result per request in order; one bad request does not sink the others."""
-        work = self._charged(ctx, "requests", len(batch.requests), lambda: self._bulk().recommend_batch(batch))
+        work = self._charged("requests", len(batch.requests), lambda: self._bulk().recommend_batch(batch))
         return await self._answer("recommend_batch", work)
 
     @bentoml.api(route="/api/v1/feedback")
@@ -198,10 +196,9 @@ class Vitrine:
         return JSONResponse(answer.model_dump(mode="json"), headers={"Idempotent-Replayed": str(replayed).lower()})
 
     @bentoml.api(route="/api/v1/feedback/batch")
-    async def feedback_batch(self, batch: FeedbackBatchRequest, /, ctx: bentoml.Context) -> FeedbackBatchResponse:
+    async def feedback_batch(self, batch: FeedbackBatchRequest, /) -> FeedbackBatchResponse:
         """Up to 500 interactions, a result per event; one bad event does not sink the others."""
-        events = batch.events
-        work = self._charged(ctx, "events", len(events), lambda: self.components.feedback.accept_batch(events))
+        work = self._charged("events", len(batch.events), lambda: self.components.feedback.accept_batch(batch.events))
         return await self._answer("feedback_batch", work)
 
     # --- operator endpoints (mounted FastAPI app, so they can be GET) -------------------------------------

@@ -9,8 +9,10 @@ JSON error body, answered before the request body is read.
 A bulk request costs one token per item, as the N single requests it replaces would. Its size is only known
 once the body is read, so the cost is taken in two steps: the middleware takes one token at the door, like any
 request, and the endpoint, with its items counted, takes the rest (`charge_items`) from the same client's
-bucket, through the `RequestCharge` the middleware left in the ASGI scope. Refused there, it is the same 429
-(same headers, same body). A batch costing more than the burst could never pass, however long the client
+bucket, through the `RequestCharge` the middleware leaves in a context variable for the request's handling (a
+BentoML handler sees the ASGI scope only through a `ctx` parameter, and taking `ctx` makes BentoML override the
+status code of every Response the handler returns with ctx's, 200). Refused there, it is the same 429 (same
+headers, same body). A batch costing more than the burst could never pass, however long the client
 waits: it is a 400 naming the list's field and the limit, as a batch over the endpoint's own maximum is.
 (While Redis is down, a worker's bucket holds only its share of the burst: a batch within the burst but over
 that share is a 429 until Redis answers again, not a 400, since it will pass then.)
@@ -21,6 +23,7 @@ atomic across workers, with Redis's own clock (`TIME`), so workers' clocks need 
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import hashlib
 import logging
@@ -41,7 +44,6 @@ LIMITED_PREFIX = "/api/v1/"
 KEY_PREFIX = "vitrine:ratelimit:"
 REDIS_RETRY_AFTER_S = 1.0
 REDIS_MIN_TIMEOUT_S = 1.0  # after a Redis failure, buckets are local for this long before Redis is tried again
-SCOPE_KEY = "vitrine.rate_limit"  # the request's RequestCharge, for a bulk endpoint to charge its items
 
 # The same arithmetic as domain/token_bucket.take: all of the cost or none of it, in one atomic step; returns
 # {allowed, tokens left} (tokens as a string: Lua numbers come back to the client as integers otherwise).
@@ -151,11 +153,17 @@ class RequestCharge:
             raise refusal(self.decision)
 
 
-async def charge_items(scope: Scope, items: int, *, field: str) -> None:
+# The RequestCharge of the request being handled, for a bulk endpoint to charge its items.
+request_charge: contextvars.ContextVar[RequestCharge | None] = contextvars.ContextVar(
+    "vitrine_rate_limit_charge", default=None
+)
+
+
+async def charge_items(items: int, *, field: str) -> None:
     """A bulk endpoint's cost, once it has counted its items: one token per item, `field` naming the list.
 
-    Nothing to do when rate limits are off (no RequestCharge in the scope)."""
-    charge: RequestCharge | None = scope.get(SCOPE_KEY)
+    Nothing to do when rate limits are off, or for a path they do not cover (no RequestCharge)."""
+    charge = request_charge.get()
     if charge is not None:
         await charge.charge_items(items, field=field)
 
@@ -185,14 +193,17 @@ class RateLimitMiddleware:
             await send_json(send, 429, refusal(decision).to_body(), decision.headers())
             return
         charge = RequestCharge(self.buckets, client, decision)
-        scope[SCOPE_KEY] = charge  # for a bulk endpoint to charge the rest of its cost (charge_items)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = [*message.get("headers", []), *charge.decision.headers()]
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        handling = request_charge.set(charge)  # for a bulk endpoint to charge the rest of its cost
+        try:
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            request_charge.reset(handling)
 
 
 def refusal(decision: Decision) -> TooManyRequests:

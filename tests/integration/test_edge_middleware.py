@@ -56,7 +56,7 @@ async def search_batch(request: Request) -> JSONResponse:
     """A bulk endpoint as service.py's are: items counted, charged, then answered; errors as _answer maps them."""
     queries = (await request.json())["queries"]
     try:
-        await charge_items(request.scope, len(queries), field="queries")
+        await charge_items(len(queries), field="queries")
     except VitrineError as exc:
         return error_response(exc)
     return JSONResponse({"results": len(queries)})
