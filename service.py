@@ -26,7 +26,7 @@ in one place (adapters/http_errors.py). The wiring lives in adapters/components.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -39,7 +39,7 @@ from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from adapters import privacy, storefront
+from adapters import privacy, rate_limit, storefront
 from adapters.bulk import BulkRun, bulk_run
 from adapters.components import Components
 from adapters.edge import install_edge
@@ -153,7 +153,14 @@ class Vitrine:
     @bentoml.api(route="/api/v1/search/batch")
     async def search_batch(self, batch: bulk.SearchBatchRequest, /) -> bulk.SearchBatchResponse:
         """Up to 100 searches, a result per query in order; their encoder and index work goes in runner batches."""
-        return await self._answer("search_batch", self._bulk().search_batch(batch))
+        work = self._charged("queries", len(batch.queries), lambda: self._bulk().search_batch(batch))
+        return await self._answer("search_batch", work)
+
+    async def _charged(self, field: str, items: int, work: Callable[[], Awaitable[Any]]) -> Any:
+        """A bulk request's work, once it has paid the rate limit one request per item (the edge took the first
+        at the door, before the body was read; the rest is taken here, with the items counted)."""
+        await rate_limit.charge_items(items, field=field)
+        return await work()
 
     def _bulk(self) -> BulkRun:
         c, limits = self.components, self.components.settings
@@ -176,7 +183,8 @@ class Vitrine:
     @bentoml.api(route="/api/v1/recommend/batch")
     async def recommend_batch(self, batch: bulk.RecommendBatchRequest, /) -> bulk.RecommendBatchResponse:
         """Up to 500 recommendations, a result per request in order; one bad request does not sink the others."""
-        return await self._answer("recommend_batch", self._bulk().recommend_batch(batch))
+        work = self._charged("requests", len(batch.requests), lambda: self._bulk().recommend_batch(batch))
+        return await self._answer("recommend_batch", work)
 
     @bentoml.api(route="/api/v1/feedback")
     async def feedback(self, event: FeedbackRequest, /) -> FeedbackAnswer:
@@ -190,7 +198,8 @@ class Vitrine:
     @bentoml.api(route="/api/v1/feedback/batch")
     async def feedback_batch(self, batch: FeedbackBatchRequest, /) -> FeedbackBatchResponse:
         """Up to 500 interactions, a result per event; one bad event does not sink the others."""
-        return await self._answer("feedback_batch", self.components.feedback.accept_batch(batch.events))
+        work = self._charged("events", len(batch.events), lambda: self.components.feedback.accept_batch(batch.events))
+        return await self._answer("feedback_batch", work)
 
     # --- operator endpoints (mounted FastAPI app, so they can be GET) -------------------------------------
     @operator_app.get("/health")

@@ -6,7 +6,7 @@
     OpenAPI document   (always)                  /docs.json valid as 3.0, errors documented  adapters/openapi_doc.py
     body limits        (always)                  413 before the body is read       adapters/body_limit.py
     multipart guard    (always)                  malformed multipart: 400, not 500 adapters/multipart_guard.py
-    rate limits        RATE_LIMIT_PER_S          429, shared through Redis       adapters/rate_limit.py
+    rate limits        RATE_LIMIT_PER_S          429, shared through Redis; bulk: one per item   adapters/rate_limit.py
     in-flight bound    (always)                  503 past API_MAX_IN_FLIGHT      adapters/in_flight.py
 
 All are plain ASGI callables (no BaseHTTPMiddleware), so a request pays a few attribute reads for each.

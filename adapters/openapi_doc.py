@@ -42,7 +42,7 @@ ERROR_RESPONSES: dict[str, tuple[str, dict[str, Any]]] = {
     "404": ("A named entity (a product) does not exist", {}),
     "413": ("The request body is over API_MAX_BODY_BYTES (API_MAX_IMAGE_BYTES for images)", {}),
     "429": (
-        "Over the rate limit; retry after `Retry-After` seconds",
+        "Over the rate limit (a bulk request counts one request per item); retry after `Retry-After` seconds",
         {
             "Retry-After": _INT_HEADER,
             "RateLimit-Limit": _INT_HEADER,

@@ -3,6 +3,7 @@
     VitrineError                  base; never escapes as a 500
     ├── InvalidRequest      400   the request is well-formed JSON but asks for something impossible
     ├── NotFound            404   a named product (or other entity) does not exist
+    ├── TooManyRequests     429   over the client's rate limit; retry after `Retry-After` seconds
     ├── Unauthorized        401   missing or unknown X-API-Key
     ├── Unsupported         400   the loaded model cannot do what was asked (image search on a text model)
     └── DependencyDown      503   the database, the encoder or the index cannot answer right now; retry
@@ -43,6 +44,13 @@ class Unauthorized(VitrineError):
 
 class NotFound(VitrineError):
     status_code = 404
+
+
+class TooManyRequests(VitrineError):
+    status_code = 429
+
+    def to_body(self) -> dict[str, object]:
+        return {**super().to_body(), "retryable": True}
 
 
 class DependencyDown(VitrineError):

@@ -1,8 +1,10 @@
 """The token bucket behind the API's rate limits: pure arithmetic, no clock and no storage.
 
-A bucket holds up to `burst` tokens and gains `rate` tokens a second; a request takes one token or is refused.
-So a client may send `burst` requests at once and `rate` a second after that: over a window of `t` seconds at
-most `burst + rate * t` requests get through.
+A bucket holds up to `burst` tokens and gains `rate` tokens a second; a request takes its cost in tokens or is
+refused and takes none. A request costs one token; a bulk request one per item (`POST /api/v1/search/batch` of
+N queries costs N), so a batch is limited as the N single requests it replaces. So a client may send `burst`
+requests at once and `rate` a second after that: over a window of `t` seconds at most `burst + rate * t`
+requests (items) get through, and a request costing more than `burst` never does.
 
 The same arithmetic runs in two places: `adapters/rate_limit.py` runs it as a Lua script inside Redis (one
 bucket per client shared by every API worker) and, while Redis is down, per worker in process with
@@ -31,13 +33,15 @@ class Decision:
     allowed: bool
     remaining: float  # tokens left after this request
     limit: Limit
+    cost: int = 1  # tokens the request costs in all: a retry of it needs that many
 
     @property
     def retry_after_s(self) -> int:
-        """Whole seconds until one token is back (0 when allowed): HTTP's Retry-After takes whole seconds."""
+        """Whole seconds until the bucket holds the request's cost again (0 when allowed): HTTP's Retry-After
+        takes whole seconds."""
         if self.allowed:
             return 0
-        return max(1, math.ceil((1 - self.remaining) / self.limit.rate))
+        return max(1, math.ceil((self.cost - self.remaining) / self.limit.rate))
 
     @property
     def reset_s(self) -> int:
@@ -60,11 +64,14 @@ def refill(tokens: float, elapsed_s: float, limit: Limit) -> float:
     return min(float(limit.burst), tokens + max(0.0, elapsed_s) * limit.rate)
 
 
-def take(tokens: float, elapsed_s: float, limit: Limit) -> tuple[float, bool]:
-    """(tokens left, allowed) for one request arriving `elapsed_s` after the bucket last held `tokens`."""
+def take(tokens: float, elapsed_s: float, limit: Limit, cost: int = 1) -> tuple[float, bool]:
+    """(tokens left, allowed) for a request of `cost` tokens arriving `elapsed_s` after the bucket last held
+    `tokens`: all of the cost is taken, or none of it."""
+    if cost < 1:
+        raise ValueError("a request costs at least one token")
     current = refill(tokens, elapsed_s, limit)
-    if current >= 1.0:
-        return current - 1.0, True
+    if current >= cost:
+        return current - cost, True
     return current, False
 
 
@@ -79,10 +86,10 @@ class LocalBuckets:
         self.capacity = capacity
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # client -> (tokens, at)
 
-    def take(self, client: str, now: float) -> Decision:
+    def take(self, client: str, now: float, cost: int = 1) -> Decision:
         tokens, at = self._buckets.pop(client, (float(self.limit.burst), now))
-        tokens, allowed = take(tokens, now - at, self.limit)
+        tokens, allowed = take(tokens, now - at, self.limit, cost)
         self._buckets[client] = (tokens, now)
         if len(self._buckets) > self.capacity:
             self._buckets.popitem(last=False)
-        return Decision(allowed=allowed, remaining=tokens, limit=self.limit)
+        return Decision(allowed=allowed, remaining=tokens, limit=self.limit, cost=cost)

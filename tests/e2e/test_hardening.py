@@ -2,7 +2,8 @@
 
 On the shared stack: request size limits, malformed multipart, deep pages, operator-only routes, the privacy
 erase, and the popular-query and logging hygiene. On a second serve of the same prepared stack, with rate
-limits and CORS switched on: the Redis-shared token bucket's accuracy across both workers, and CORS.
+limits and CORS switched on: the Redis-shared token bucket's accuracy across both workers, bulk requests' cost
+of one request per item, and CORS.
 """
 
 from __future__ import annotations
@@ -246,6 +247,31 @@ def test_rate_limit_is_shared_by_both_workers_and_accurate(limited):
     with httpx.Client(base_url=limited, timeout=10, headers={"X-API-Key": API_KEY}) as other:
         assert other.post("/api/v1/search", json={"query": "dress", "limit": 1}).status_code == 200
         assert all(other.get("/health").status_code == 200 for _ in range(50))
+
+
+@pytest.mark.parametrize(
+    ("path", "field", "bad_item"),
+    [
+        ("/api/v1/search/batch", "queries", {"query": ""}),
+        ("/api/v1/recommend/batch", "requests", {"user_id": 0}),
+        ("/api/v1/feedback/batch", "events", {"user_id": 0}),
+    ],
+)
+def test_a_bulk_request_costs_one_request_per_item(limited, path, field, bad_item):
+    # Bad items are answered one by one (a 400 each, inside a 200) without runner or database work: the cost is
+    # per item all the same.
+    time.sleep(BURST / RATE + 0.1)  # the bucket of "another-key" full again after the test above
+    with httpx.Client(base_url=limited, timeout=10, headers={"X-API-Key": "another-key"}) as http:
+        ten = http.post(path, json={field: [bad_item] * 10})
+        assert ten.status_code == 200, ten.text
+        assert int(ten.headers["ratelimit-remaining"]) <= BURST - 5, ten.headers  # about 20; one token would leave 29
+        never = http.post(path, json={field: [bad_item] * (BURST + 1)})
+        assert never.status_code == 400, never.text
+        assert never.json()["field"] == field and f"burst of {BURST}" in never.json()["detail"]
+        refused = http.post(path, json={field: [bad_item] * BURST})  # about 19 tokens left, 30 wanted
+        assert refused.status_code == 429, refused.text
+        assert {"retry-after", "ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"} <= set(refused.headers)
+        assert refused.json()["error"] == "TooManyRequests" and refused.json()["retryable"] is True
 
 
 def test_cors_lets_the_storefront_origin_call_the_api(limited):

@@ -2,7 +2,8 @@
 
 The served stack's tests (tests/e2e/test_hardening.py) check the same behaviour through `bentoml serve`; here
 each rule is checked at its boundary: body sizes, multipart headers, operator keys, CORS, the in-flight bound,
-and the Redis-shared token bucket with two "workers" (two middleware instances) drawing on one bucket.
+and the Redis-shared token bucket with two "workers" (two middleware instances) drawing on one bucket, and a
+bulk request charged one token per item.
 """
 
 from __future__ import annotations
@@ -23,11 +24,13 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from adapters.body_limit import BodyLimitMiddleware
+from adapters.http_errors import error_response
 from adapters.http_middleware import RequestContextMiddleware
 from adapters.in_flight import InFlightLimitMiddleware
 from adapters.multipart_guard import MultipartGuardMiddleware
 from adapters.operator_access import OperatorAccessMiddleware
-from adapters.rate_limit import KEY_PREFIX, RateLimitMiddleware, RedisBuckets
+from adapters.rate_limit import KEY_PREFIX, RateLimitMiddleware, RedisBuckets, charge_items
+from domain.errors import VitrineError
 from domain.token_bucket import Limit
 
 pytestmark = pytest.mark.integration
@@ -49,11 +52,22 @@ async def stats(request: Request) -> JSONResponse:
     return JSONResponse({"popular_queries": ["red dress"]})
 
 
+async def search_batch(request: Request) -> JSONResponse:
+    """A bulk endpoint as service.py's are: items counted, charged, then answered; errors as _answer maps them."""
+    queries = (await request.json())["queries"]
+    try:
+        await charge_items(len(queries), field="queries")
+    except VitrineError as exc:
+        return error_response(exc)
+    return JSONResponse({"results": len(queries)})
+
+
 def inner_app() -> Starlette:
     return Starlette(
         routes=[
             Route("/api/v1/search", echo, methods=["POST"]),
             Route("/api/v1/search/image", echo, methods=["POST"]),
+            Route("/api/v1/search/batch", search_batch, methods=["POST"]),
             Route("/api/v1/slow", slow, methods=["GET"]),
             Route("/api/v1/users/{user_id}", stats, methods=["DELETE"]),
             Route("/cache/stats", stats, methods=["GET"]),
@@ -283,3 +297,58 @@ async def test_the_bucket_key_holds_no_raw_api_key_and_expires(redis_url):
         assert mine in keys and 0 < await store.pttl(mine) <= 2000  # a full bucket's refill time, plus a second
     finally:
         await store.aclose()
+
+
+# --- a bulk request costs one token per item -------------------------------------------------------------------
+async def test_a_cost_is_taken_atomically_from_the_bucket_the_workers_share(redis_url):
+    limit = Limit(rate=0.01, burst=100)  # next to no refill while the test runs
+    workers = [RedisBuckets(limit, redis_url, timeout_s=1.0), RedisBuckets(limit, redis_url, timeout_s=1.0)]
+    client_id = f"bulk-{uuid.uuid4().hex}"
+    decisions = await asyncio.gather(*(workers[i % 2].take(client_id, 7) for i in range(40)))
+    assert sum(d.allowed for d in decisions) == 14  # 98 of the 100 tokens: a fifteenth batch would overdraw
+    assert min(d.remaining for d in decisions) >= 2.0
+    assert (await workers[0].take(client_id, 2)).allowed  # refused batches took nothing: two are still there
+    assert not (await workers[1].take(client_id, 1)).allowed
+
+
+def batch(size: int) -> dict[str, list[dict[str, str]]]:
+    return {"queries": [{"query": "dress"}] * size}
+
+
+async def test_a_batch_of_n_costs_n_requests(redis_url):
+    app = rate_limited(Limit(rate=0.01, burst=12), redis_url)
+    async with client(app, **{"X-API-Key": f"bulk-{uuid.uuid4().hex}"}) as http:
+        answer = await http.post("/api/v1/search/batch", json=batch(10))
+        assert answer.status_code == 200 and answer.json() == {"results": 10}
+        assert answer.headers["ratelimit-remaining"] == "2" and answer.headers["ratelimit-limit"] == "12"
+        statuses = [(await http.post("/api/v1/search", content=b"{}")).status_code for _ in range(3)]
+        assert statuses == [200, 200, 429]  # single requests: two left after the batch, not eleven
+
+
+async def test_a_batch_the_bucket_cannot_cover_is_the_same_429_and_its_retry_after_is_enough(redis_url):
+    app = rate_limited(Limit(rate=2.0, burst=4), redis_url)
+    async with client(app, **{"X-API-Key": f"bulk-{uuid.uuid4().hex}"}) as http:
+        for _ in range(2):
+            assert (await http.post("/api/v1/search", content=b"{}")).status_code == 200
+        refused = await http.post("/api/v1/search/batch", json=batch(4))  # two tokens left, four wanted
+        assert refused.status_code == 429, refused.text
+        body = refused.json()
+        assert body["error"] == "TooManyRequests" and body["retryable"] is True and "costs 4" in body["detail"]
+        assert refused.headers["ratelimit-limit"] == "4" and refused.headers["ratelimit-remaining"] == "1"
+        # The door's token is spent; the retry pays the door again, so it must wait for all four: (4 - 1) / 2/s.
+        assert refused.headers["retry-after"] == "2" and refused.headers["ratelimit-reset"] == "2"
+        await asyncio.sleep(int(refused.headers["retry-after"]))
+        again = await http.post("/api/v1/search/batch", json=batch(4))
+        assert again.status_code == 200, again.text
+        assert again.headers["ratelimit-remaining"] == "0" and "retry-after" not in again.headers
+
+
+async def test_a_batch_over_the_burst_is_a_400_naming_the_field_and_the_limit(redis_url):
+    app = rate_limited(Limit(rate=0.01, burst=5), redis_url)
+    async with client(app, **{"X-API-Key": f"bulk-{uuid.uuid4().hex}"}) as http:
+        too_big = await http.post("/api/v1/search/batch", json=batch(6))  # no wait would let it through
+        assert too_big.status_code == 400, too_big.text
+        assert too_big.json()["field"] == "queries" and "burst of 5" in too_big.json()["detail"]
+        assert "retry-after" not in too_big.headers
+        fits = await http.post("/api/v1/search/batch", json=batch(4))  # the refused one cost its door token only
+        assert fits.status_code == 200 and fits.headers["ratelimit-remaining"] == "0"

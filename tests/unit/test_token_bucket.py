@@ -1,4 +1,5 @@
-"""The token bucket's arithmetic (domain/token_bucket.py): what gets through, and the headers it yields."""
+"""The token bucket's arithmetic (domain/token_bucket.py): what gets through, at one token a request or more for
+a bulk request, and the headers it yields."""
 
 from __future__ import annotations
 
@@ -52,6 +53,45 @@ def test_headers_of_an_allowed_and_a_refused_request():
     assert refused[b"ratelimit-reset"] == b"5"
     slow = Decision(allowed=False, remaining=0.0, limit=Limit(rate=0.25, burst=1))
     assert slow.retry_after_s == 4
+
+
+def test_a_cost_is_taken_whole_or_not_at_all():
+    limit = Limit(rate=1.0, burst=10)
+    assert take(10.0, 0.0, limit, cost=7) == (3.0, True)
+    assert take(3.0, 0.0, limit, cost=4) == (3.0, False)  # refused: the three tokens stay
+    assert take(3.0, 1.0, limit, cost=4) == (0.0, True)  # a second later there are four
+    assert take(10.0, 0.0, limit) == (9.0, True)  # the default cost is one request
+    with pytest.raises(ValueError):
+        take(10.0, 0.0, limit, cost=0)
+
+
+def test_a_cost_over_the_burst_never_passes_however_long_the_wait():
+    buckets = LocalBuckets(Limit(rate=5.0, burst=10))
+    assert not buckets.take("client", 0.0, cost=11).allowed
+    assert not buckets.take("client", 3600.0, cost=11).allowed
+    assert buckets.take("client", 3600.0, cost=10).allowed
+
+
+@pytest.mark.parametrize("cost", [1, 4, 10])
+def test_over_a_window_at_most_burst_plus_rate_times_time_items_get_through_whatever_the_batch_size(cost):
+    limit, seconds = Limit(rate=20.0, burst=30), 5.0
+    buckets = LocalBuckets(limit)
+    now, items = 0.0, 0
+    while now <= seconds:
+        items += cost * buckets.take("client", now, cost=cost).allowed
+        now += 0.01  # a client sending a batch every 10 ms
+    assert limit.burst + limit.rate * seconds - cost <= items <= limit.burst + limit.rate * seconds
+
+
+def test_a_refused_batch_is_told_to_wait_for_its_whole_cost():
+    limit = Limit(rate=2.0, burst=10)
+    refused = LocalBuckets(limit)
+    refused.take("client", 0.0, cost=9)
+    decision = refused.take("client", 0.0, cost=5)  # one token left, five wanted
+    assert not decision.allowed and decision.cost == 5
+    assert decision.retry_after_s == 2  # four tokens at 2/s
+    assert dict(decision.headers())[b"retry-after"] == b"2"
+    assert refused.take("client", 2.0, cost=5).allowed  # and then it passes
 
 
 def test_a_limit_needs_a_positive_rate_and_burst():
