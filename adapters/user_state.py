@@ -4,6 +4,10 @@ The session lives in the cache (Redis; in-process on the embedded default), keye
 events for one user can arrive at the same moment on different workers, so the read-modify-write of the
 session runs under WATCH/MULTI and is retried when another writer got there first: both events are applied,
 none is lost. Profiles are durable in `user_profiles` and cached for `CACHE_TTL_USER_EMBEDDING`.
+
+Every write here is derived from the user's data read a moment before, and a privacy erase may come in
+between: each carries the user's erase generation, read before that data, and is dropped if an erase
+advanced it (adapters/erasure.py).
 """
 
 from __future__ import annotations
@@ -15,10 +19,12 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+from redis.asyncio.client import Pipeline
 from redis.exceptions import WatchError
 
 from adapters.cache import Cache
 from adapters.db.interactions import SqlInteractionLog
+from adapters.erasure import EraseGenerations, watch_unerased, write_unless_erased
 from domain import cache_keys
 from domain.interactions import InteractionType
 from domain.ports import ProductVectors, Vector
@@ -42,22 +48,36 @@ class CacheSessionStore:
     def _key(self, user_id: int) -> str:
         return cache_keys.session_embedding(model=self._model_tag(), user_id=user_id)
 
-    async def apply(self, user_id: int, kind: InteractionType, vector: Vector, *, weight: float, at: float) -> bool:
+    async def apply(
+        self,
+        user_id: int,
+        kind: InteractionType,
+        vector: Vector,
+        *,
+        weight: float,
+        at: float,
+        erase_generation: int | None,
+    ) -> bool:
+        if erase_generation is None:
+            return False  # the cache could not say whether the user is being erased: most likely it is down
         key = self._key(user_id)
 
         async def transaction() -> bool:
             for _ in range(MAX_WATCH_RETRIES):
                 async with self._cache.client.pipeline(transaction=True) as pipe:
                     try:
-                        await pipe.watch(key)
-                        state = SessionState.loads(await pipe.get(key))
+                        session = await watch_unerased(pipe, user_id, erase_generation, key)
+                        if session is None:
+                            log.info("user %s was erased while an event was in flight; session left erased", user_id)
+                            return True  # the event is erased with the rest: nothing to apply
+                        state = SessionState.loads(session[0])
                         updated = state.apply(kind, vector, weight=weight, at=at)
                         pipe.multi()
                         pipe.set(key, updated.dumps(), ex=SESSION_TTL_S)
                         await pipe.execute()
                         return True
                     except WatchError:
-                        continue  # another event for this user landed first: read again and re-apply
+                        continue  # another event for this user (or an erase) landed first: read again
             log.error("session update for user %s lost the race %d times", user_id, MAX_WATCH_RETRIES)
             return False
 
@@ -78,9 +98,14 @@ class CacheUserVersions:
     async def current(self, user_id: int) -> int:
         return await self._cache.get_int(cache_keys.user_version(user_id))
 
-    async def bump(self, user_id: int) -> None:
-        await self._cache.incr(cache_keys.user_version(user_id))
-        await self._cache.bump_score(cache_keys.user_activity(), str(user_id))
+    async def bump(self, user_id: int, *, erase_generation: int | None) -> None:
+        # Dropped when the user was erased meanwhile: the erase moved the version on itself, and the activity
+        # entry (a user id, shown on /cache/stats) must not come back.
+        def writes(pipe: Pipeline) -> None:
+            pipe.incr(cache_keys.user_version(user_id))
+            pipe.zincrby(cache_keys.user_activity(), 1.0, str(user_id))
+
+        await write_unless_erased(self._cache, user_id, erase_generation, writes, op="user_version")
 
 
 class Profiles:
@@ -100,6 +125,7 @@ class Profiles:
         self._vectors = vectors
         self._model_tag = model_tag
         self._ttl = ttl
+        self._erasures = EraseGenerations(cache)
         self._pending: dict[int, asyncio.Task[None]] = {}
         self._dirty: set[int] = set()
 
@@ -110,10 +136,17 @@ class Profiles:
         raw = await self._cache.get_bytes(self._key(user_id), kind="user_embedding")
         if raw is not None:
             return np.frombuffer(raw, dtype=np.float32) if raw else None
+        erase_generation = await self._erasures.current(user_id)  # before the row is read
         vector = await self._store.load_profile(user_id, model_tag=self._model_tag())
         # An absent profile is cached too (as empty bytes), so cold users do not hit the database every time.
-        await self._cache.set_bytes(self._key(user_id), b"" if vector is None else vector.tobytes(), ttl=self._ttl)
+        await self._cache_profile(user_id, b"" if vector is None else vector.tobytes(), erase_generation)
         return vector
+
+    async def _cache_profile(self, user_id: int, value: bytes, erase_generation: int | None) -> None:
+        key = self._key(user_id)
+        await write_unless_erased(
+            self._cache, user_id, erase_generation, lambda pipe: pipe.set(key, value, ex=self._ttl), op="profile_set"
+        )
 
     def schedule(self, user_id: int) -> None:
         """Recompute the user's profile soon, off the request path; bursts of events coalesce into one run."""
@@ -139,13 +172,21 @@ class Profiles:
             self._pending.pop(user_id, None)
 
     async def recompute(self, user_id: int) -> Vector | None:
-        events = await self._store.recent_for_user(user_id, limit=MAX_EVENTS)
+        """The user's profile from their stored events, saved and cached; None when there is none to save
+        (nothing pulls in any direction, or the user was erased since their events were read)."""
+        erase_generation = await self._erasures.current(user_id)  # before the events are read
+        events, newest = await self._store.history_for_profile(user_id, limit=MAX_EVENTS)
         vectors = await self._vectors.vectors(sorted({event.product_id for event in events}))
         profile, used = long_term_profile(events, vectors, now=time.time())
-        if profile is None:
+        if profile is None or newest is None:
             return None
-        await self._store.save_profile(user_id, profile, model_tag=self._model_tag(), interactions=used)
-        await self._cache.set_bytes(self._key(user_id), profile.tobytes(), ttl=self._ttl)
+        saved = await self._store.save_profile(
+            user_id, profile, model_tag=self._model_tag(), interactions=used, computed_from=newest
+        )
+        if not saved:
+            log.info("user %s was erased while their profile was recomputed; not saved", user_id)
+            return None
+        await self._cache_profile(user_id, profile.tobytes(), erase_generation)
         return profile
 
     async def drain(self) -> None:
@@ -153,5 +194,3 @@ class Profiles:
         for task in list(self._pending.values()):
             with contextlib.suppress(Exception):
                 await task
-
-

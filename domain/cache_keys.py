@@ -45,6 +45,11 @@ def user_version(user_id: int) -> str:
     return f"{PREFIX}:uver:{user_id}"
 
 
+def erase_generation(user_id: int) -> str:
+    """How often the user has been erased lately: writes of their data check it (adapters/erasure.py)."""
+    return f"{PREFIX}:erased:{user_id}"
+
+
 def session_embedding(*, model: str, user_id: int) -> str:
     return f"{PREFIX}:session:{model}:{user_id}"
 

@@ -5,6 +5,10 @@ retries, so an acknowledged event is never lost. Only then, before answering, th
 updated (so the very next request sees it) and the user's cached recommendations are invalidated (one
 counter bump). The long-term profile is recomputed later, off the request path. A session that cannot be
 updated (cache or index down) does not fail the request: the event is stored, and the profile will use it.
+
+The user's erase generation is read before the event is stored, and the session and counter writes carry it:
+if an operator erases the user while the event is in flight, the erase removes the stored event and those
+writes are dropped, rather than landing after the erase's cleanup and putting the event's trace back.
 """
 
 from __future__ import annotations
@@ -19,7 +23,14 @@ from pydantic import ValidationError
 from domain.api_models import FeedbackAnswer, FeedbackBatchItem, FeedbackBatchResponse, FeedbackRequest
 from domain.errors import DependencyDown, InvalidRequest, NotFound, VitrineError
 from domain.interactions import InteractionType, interaction_weight
-from domain.ports import InteractionLog, ProductDirectory, ProductVectors, SessionStore, UserVersions
+from domain.ports import (
+    EraseGenerations,
+    InteractionLog,
+    ProductDirectory,
+    ProductVectors,
+    SessionStore,
+    UserVersions,
+)
 
 log = logging.getLogger("vitrine.feedback")
 
@@ -37,6 +48,7 @@ class FeedbackPipeline:
         vectors: ProductVectors,
         sessions: SessionStore,
         versions: UserVersions,
+        erasures: EraseGenerations,
         refresh_profile: Callable[[int], None],
         on_accepted: Callable[[InteractionType], None] = _ignore,
     ) -> None:
@@ -45,6 +57,7 @@ class FeedbackPipeline:
         self.vectors = vectors
         self.sessions = sessions
         self.versions = versions
+        self.erasures = erasures
         self.refresh_profile = refresh_profile
         self.on_accepted = on_accepted
 
@@ -53,6 +66,7 @@ class FeedbackPipeline:
         if not await self.products.exists(event.product_id):
             raise NotFound(f"product {event.product_id} does not exist", field="product_id")
         occurred_at = event.timestamp or datetime.now(UTC)
+        erase_generation = await self.erasures.current(event.user_id)  # before the event is stored (see above)
         row, created = await self.interactions.record(event, occurred_at=occurred_at)
         answer = _answer(row)
         if not created:
@@ -61,12 +75,16 @@ class FeedbackPipeline:
         self.on_accepted(event.interaction_type)
         weight = interaction_weight(event.interaction_type, event.rating)
         if weight > 0:
-            await self._update_session(event, weight=weight, at=occurred_at.timestamp())
-        await self.versions.bump(event.user_id)
+            await self._update_session(
+                event, weight=weight, at=occurred_at.timestamp(), erase_generation=erase_generation
+            )
+        await self.versions.bump(event.user_id, erase_generation=erase_generation)
         self.refresh_profile(event.user_id)
         return answer, False
 
-    async def _update_session(self, event: FeedbackRequest, *, weight: float, at: float) -> None:
+    async def _update_session(
+        self, event: FeedbackRequest, *, weight: float, at: float, erase_generation: int | None
+    ) -> None:
         try:
             vector = (await self.vectors.vectors([event.product_id])).get(event.product_id)
         except DependencyDown as exc:
@@ -75,7 +93,10 @@ class FeedbackPipeline:
         if vector is None:
             log.info("product %s is not in the index yet; session unchanged", event.product_id)
             return
-        if not await self.sessions.apply(event.user_id, event.interaction_type, vector, weight=weight, at=at):
+        applied = await self.sessions.apply(
+            event.user_id, event.interaction_type, vector, weight=weight, at=at, erase_generation=erase_generation
+        )
+        if not applied:
             log.warning("session store unavailable; user %s's session not updated (event stored)", event.user_id)
 
     async def accept_batch(self, events: list[dict[str, Any]]) -> FeedbackBatchResponse:

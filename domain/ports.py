@@ -79,11 +79,30 @@ class InteractionLog(Protocol):
     async def recent_everyone(self, *, since: datetime, limit: int) -> list[StoredInteraction]: ...
 
 
+class EraseGenerations(Protocol):
+    async def current(self, user_id: int) -> int | None:
+        """The user's erase generation; None when it cannot be read (the cache is down).
+
+        Read it before reading or storing the data a write of per-user state derives from, and hand it to that
+        write: the write is dropped if the user was erased in between, so a privacy erase is final for
+        everything that started before it (adapters/erasure.py)."""
+        ...
+
+
 class SessionStore(Protocol):
     async def apply(
-        self, user_id: int, kind: InteractionType, vector: Vector, *, weight: float, at: float
+        self,
+        user_id: int,
+        kind: InteractionType,
+        vector: Vector,
+        *,
+        weight: float,
+        at: float,
+        erase_generation: int | None,
     ) -> bool:
-        """Fold one event into the user's session atomically; False when the store cannot be reached."""
+        """Fold one event into the user's session atomically, unless the user was erased since
+        `erase_generation` (then the event is erased too, and nothing is written); False when the store
+        cannot be reached or the generation is unknown."""
         ...
 
     async def embedding(self, user_id: int, *, now: float) -> Vector | None: ...
@@ -96,4 +115,6 @@ class ProfileSource(Protocol):
 class UserVersions(Protocol):
     async def current(self, user_id: int) -> int: ...
 
-    async def bump(self, user_id: int) -> None: ...
+    async def bump(self, user_id: int, *, erase_generation: int | None) -> None:
+        """A new event: the user's cached answers are stale (unless the user was erased since the generation)."""
+        ...

@@ -4,6 +4,9 @@
 A client-made `event_id` makes retries safe: the insert does nothing on a known event_id and the first row is
 returned instead, so a retried event is stored and counted once. Database failures surface as
 `DependencyDown` (503): the client retries, and no acknowledged event is lost.
+
+A profile is saved only while the newest event it was computed from is still stored (`save_profile`), so a
+recompute that read a user's events before a privacy erase cannot write their profile back after it.
 """
 
 from __future__ import annotations
@@ -76,8 +79,10 @@ class SqlInteractionLog:
                 if inserted is not None:
                     return dict(inserted), True
                 existing = (
-                    await conn.execute(sa.select(*RETURNED).where(user_interactions.c.event_id == event.event_id))
-                ).mappings().one()
+                    (await conn.execute(sa.select(*RETURNED).where(user_interactions.c.event_id == event.event_id)))
+                    .mappings()
+                    .one()
+                )
                 return dict(existing), False
 
     async def purchased(self, user_id: int) -> set[int]:
@@ -89,8 +94,15 @@ class SqlInteractionLog:
         return {int(row.product_id) for row in rows}
 
     async def recent_for_user(self, user_id: int, *, limit: int) -> list[StoredInteraction]:
+        events, _ = await self.history_for_profile(user_id, limit=limit)
+        return events
+
+    async def history_for_profile(self, user_id: int, *, limit: int) -> tuple[list[StoredInteraction], int | None]:
+        """The user's most recent events, and the row id of the newest stored of them (None: no events), read
+        together: `save_profile` takes that id as the proof that the profile's source still exists."""
         query = (
             sa.select(
+                user_interactions.c.id,
                 user_interactions.c.product_id,
                 user_interactions.c.interaction_type,
                 user_interactions.c.occurred_at,
@@ -100,7 +112,8 @@ class SqlInteractionLog:
             .order_by(user_interactions.c.occurred_at.desc())
             .limit(limit)
         )
-        return [_stored(row) for row in await self._fetch(query)]
+        rows = await self._fetch(query)
+        return [_stored(row) for row in rows], max((int(row.id) for row in rows), default=None)
 
     async def recent_everyone(self, *, since: datetime, limit: int) -> list[StoredInteraction]:
         query = (
@@ -124,7 +137,18 @@ class SqlInteractionLog:
             return int((await conn.execute(query)).scalar_one())
 
     # --- long-term profiles -------------------------------------------------------------------------------
-    async def save_profile(self, user_id: int, vector: np.ndarray, *, model_tag: str, interactions: int) -> None:
+    async def save_profile(
+        self, user_id: int, vector: np.ndarray, *, model_tag: str, interactions: int, computed_from: int
+    ) -> bool:
+        """Upsert the profile, only while the event `computed_from` (a row id of the user's) is still stored;
+        False when it is not: the user was erased since their events were read, and the profile with them.
+
+        One statement, so the check and the write cannot be split. On PostgreSQL the check takes a share lock
+        on that event's row, and the erase deletes the user's events before their profile, in one transaction:
+        if the erase comes first, this waits for it to commit and then finds the row gone; if this comes
+        first, the erase waits for it, and its delete of the profile, a later statement, sees this profile and
+        deletes it. SQLite runs one writing statement at a time, so there the check simply sees the latest
+        state."""
         values = {
             "user_id": user_id,
             "embedding": np.asarray(vector, dtype="<f4").tobytes(),
@@ -133,13 +157,19 @@ class SqlInteractionLog:
             "interaction_count": interactions,
             "updated_at": datetime.now(UTC),
         }
-        statement = _insert_for(self.engine)(user_profiles).values(**values)
+        source = (
+            sa.select(user_interactions.c.id)
+            .where(user_interactions.c.id == computed_from, user_interactions.c.user_id == user_id)
+            .with_for_update(read=True)  # FOR SHARE on PostgreSQL; SQLite has no row locks and needs none
+        )
+        row = sa.select(*(sa.literal(value, user_profiles.c[name].type).label(name) for name, value in values.items()))
+        statement = _insert_for(self.engine)(user_profiles).from_select(list(values), row.where(source.exists()))
         statement = statement.on_conflict_do_update(
-            index_elements=["user_id"], set_={k: v for k, v in values.items() if k != "user_id"}
+            index_elements=["user_id"], set_={name: statement.excluded[name] for name in values if name != "user_id"}
         )
         with database_call():
             async with self.engine.begin() as conn:
-                await conn.execute(statement)
+                return bool((await conn.execute(statement)).rowcount)
 
     async def load_profile(self, user_id: int, *, model_tag: str) -> np.ndarray | None:
         query = sa.select(user_profiles.c.embedding, user_profiles.c.model_tag).where(

@@ -44,7 +44,10 @@ async def test_concurrent_session_updates_lose_nothing(cache):
     user, now = int(time.time() * 1000) % 10_000_000, time.time()
     vectors = np.eye(8, dtype=np.float32)
     results = await asyncio.gather(
-        *(store.apply(user, InteractionType.CLICK, vectors[i % 8], weight=0.3, at=now) for i in range(24))
+        *(
+            store.apply(user, InteractionType.CLICK, vectors[i % 8], weight=0.3, at=now, erase_generation=0)
+            for i in range(24)
+        )
     )
     assert all(results)
     raw = await cache.client.get(cache_keys.session_embedding(model="m:test", user_id=user))
@@ -57,7 +60,7 @@ async def test_user_versions_bump(cache):
     versions = CacheUserVersions(cache)
     user = 424242
     start = await versions.current(user)
-    await versions.bump(user)
+    await versions.bump(user, erase_generation=0)
     assert await versions.current(user) == start + 1
 
 

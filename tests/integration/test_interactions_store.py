@@ -70,11 +70,27 @@ async def test_history_queries(log):
 
 async def test_profiles_round_trip_and_are_model_specific(log):
     vector = np.linspace(-1, 1, 384, dtype=np.float32)
-    await log.save_profile(70_004, vector, model_tag="m:1", interactions=3)
-    await log.save_profile(70_004, vector * 2, model_tag="m:1", interactions=4)  # upsert
-    assert np.allclose(await log.load_profile(70_004, model_tag="m:1"), vector * 2)
+    row, _ = await log.record(event(70_004), occurred_at=datetime.now(UTC))
+    assert await log.save_profile(70_004, vector, model_tag="m:1", interactions=3, computed_from=row["id"])
+    assert await log.save_profile(70_004, vector * 2, model_tag="m:1", interactions=4, computed_from=row["id"])
+    assert np.allclose(await log.load_profile(70_004, model_tag="m:1"), vector * 2)  # an upsert
     assert await log.load_profile(70_004, model_tag="m:2") is None
     assert await log.load_profile(70_005, model_tag="m:1") is None
+
+
+async def test_a_profile_is_saved_only_while_the_event_it_came_from_is_stored(log):
+    user, other = 70_006, 70_007
+    first, _ = await log.record(event(user), occurred_at=datetime.now(UTC) - timedelta(minutes=1))
+    newest, _ = await log.record(event(user, product_id=12), occurred_at=datetime.now(UTC))
+    theirs, _ = await log.record(event(other), occurred_at=datetime.now(UTC))
+    events, newest_id = await log.history_for_profile(user, limit=10)
+    assert [e.product_id for e in events] == [12, 11] and newest_id == newest["id"] > first["id"]
+    assert await log.history_for_profile(70_008, limit=10) == ([], None)
+
+    vector = np.ones(4, dtype=np.float32)
+    assert not await log.save_profile(user, vector, model_tag="m:1", interactions=2, computed_from=theirs["id"])
+    assert not await log.save_profile(user, vector, model_tag="m:1", interactions=2, computed_from=10**12)
+    assert await log.load_profile(user, model_tag="m:1") is None
 
 
 async def test_an_unreachable_database_is_dependency_down(tmp_path):

@@ -132,13 +132,22 @@ class FakeUserState:
     async def embedding(self, user_id: int, *, now: float) -> Vector | None:
         return self.sessions.get(user_id)
 
-    async def apply(self, user_id: int, kind: InteractionType, vector: Vector, *, weight: float, at: float) -> bool:
+    async def apply(
+        self,
+        user_id: int,
+        kind: InteractionType,
+        vector: Vector,
+        *,
+        weight: float,
+        at: float,
+        erase_generation: int | None,
+    ) -> bool:
         raise NotImplementedError
 
     async def current(self, user_id: int) -> int:
         return self.versions.get(user_id, 0)
 
-    async def bump(self, user_id: int) -> None:
+    async def bump(self, user_id: int, *, erase_generation: int | None = 0) -> None:
         self.versions[user_id] = self.versions.get(user_id, 0) + 1
 
 

@@ -16,10 +16,24 @@ from domain.interactions import InteractionType
 from domain.session import SessionState
 
 
+class FakeErasures:
+    """Erase generations by user; `erase` advances one, as an operator's erase does."""
+
+    def __init__(self) -> None:
+        self.generations: dict[int, int] = {}
+
+    async def current(self, user_id: int) -> int | None:
+        return self.generations.get(user_id, 0)
+
+    def erase(self, user_id: int) -> None:
+        self.generations[user_id] = self.generations.get(user_id, 0) + 1
+
+
 class FakeLog:
-    def __init__(self, *, down: bool = False) -> None:
+    def __init__(self, *, down: bool = False, erasures: FakeErasures | None = None) -> None:
         self.rows: list[dict[str, Any]] = []
         self.down = down
+        self.erasures = erasures  # when set, each event is erased right after it is stored
 
     async def record(self, event: FeedbackRequest, *, occurred_at: datetime) -> tuple[dict[str, Any], bool]:
         if self.down:
@@ -36,17 +50,31 @@ class FakeLog:
             "occurred_at": occurred_at,
         }
         self.rows.append(row)
+        if self.erasures is not None:
+            self.erasures.erase(event.user_id)
         return row, True
 
 
 class FakeSessions:
     """Holds sessions like the real store; a yield inside the update invites interleaving, like the network."""
 
-    def __init__(self) -> None:
+    def __init__(self, erasures: FakeErasures) -> None:
         self.states: dict[int, SessionState] = {}
         self.lock = asyncio.Lock()
+        self.erasures = erasures
 
-    async def apply(self, user_id: int, kind: InteractionType, vector: Any, *, weight: float, at: float) -> bool:
+    async def apply(
+        self,
+        user_id: int,
+        kind: InteractionType,
+        vector: Any,
+        *,
+        weight: float,
+        at: float,
+        erase_generation: int | None,
+    ) -> bool:
+        if erase_generation != await self.erasures.current(user_id):
+            return True  # erased since: dropped, as the real store does (adapters/erasure.py)
         async with self.lock:  # the real store gets the same effect from WATCH/MULTI
             state = self.states.get(user_id, SessionState())
             await asyncio.sleep(0)
@@ -61,12 +89,14 @@ class FakeSessions:
 class FakeVersions:
     def __init__(self) -> None:
         self.bumps: list[int] = []
+        self.generations: list[int | None] = []
 
     async def current(self, user_id: int) -> int:
         return self.bumps.count(user_id)
 
-    async def bump(self, user_id: int) -> None:
+    async def bump(self, user_id: int, *, erase_generation: int | None) -> None:
         self.bumps.append(user_id)
+        self.generations.append(erase_generation)
 
 
 class FakeProducts:
@@ -79,15 +109,17 @@ class FakeVectors:
         return {pid: np.eye(4, dtype=np.float32)[pid % 4] for pid in product_ids}
 
 
-def make(log: FakeLog | None = None):
+def make(log: FakeLog | None = None, erasures: FakeErasures | None = None):
     refreshed: list[int] = []
-    sessions, versions = FakeSessions(), FakeVersions()
+    erasures = erasures or FakeErasures()
+    sessions, versions = FakeSessions(erasures), FakeVersions()
     pipeline = FeedbackPipeline(
         products=FakeProducts(),
         interactions=log or FakeLog(),
         vectors=FakeVectors(),
         sessions=sessions,
         versions=versions,
+        erasures=erasures,
         refresh_profile=refreshed.append,
     )
     return pipeline, sessions, versions, refreshed
@@ -144,6 +176,17 @@ async def test_concurrent_events_for_one_user_are_all_applied():
     await asyncio.gather(*(pipeline.accept(event(product_id=pid)) for pid in range(1, 5)))
     state = sessions.states[7]
     assert state.parts[InteractionType.CLICK].weight == pytest.approx(4 * 0.3, rel=1e-3)
+
+
+async def test_the_erase_generation_is_read_before_the_event_is_stored():
+    """An erase that lands just after the event is stored erases the event: the session write must carry the
+    generation from before, so that the store drops it."""
+    erasures = FakeErasures()
+    pipeline, sessions, versions, refreshed = make(FakeLog(erasures=erasures), erasures)
+    await pipeline.accept(event())
+    assert 7 not in sessions.states
+    assert versions.generations == [0]  # the counter write carries it too; the profile recompute reads anew
+    assert refreshed == [7]
 
 
 async def test_batch_reports_each_event_on_its_own():
