@@ -266,10 +266,14 @@ class Process:
             return ""
 
 
-def start_redis(workdir: Path) -> tuple[Process, str]:
+def start_redis(workdir: Path, *, maxmemory_mb: int | None = None) -> tuple[Process, str]:
+    """A private redis-server; with `maxmemory_mb`, configured as docs/scaling.md tells production to (a bound,
+    and the least recently used keys evicted at it)."""
     port = free_port()
     workdir.mkdir(parents=True, exist_ok=True)
     argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    if maxmemory_mb is not None:
+        argv += ["--maxmemory", f"{maxmemory_mb}mb", "--maxmemory-policy", "allkeys-lru"]
     process = Process("redis", [*argv, "--dir", str(workdir)], dict(os.environ), workdir / "redis.log").start()
 
     def answers() -> bool:
