@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from adapters import deadline
 from adapters.cache import Cache
 from adapters.colour_library import colour_lexicon
-from adapters.db.engine import create_engine
+from adapters.db.engine import create_engine, create_read_engine
 from adapters.db.failures import database_call
 from adapters.db.interactions import SqlInteractionLog
 from adapters.db.keyword_search import SqlKeywordSearch
@@ -50,6 +50,7 @@ class Components:
         """`index_runner` None: the index lives in this worker (INDEX_IN_PROCESS)."""
         self.settings = settings
         self.engine: AsyncEngine = create_engine(settings)
+        self.reader: AsyncEngine = create_read_engine(settings, self.engine)  # reads in one round trip
         self.cache = Cache.connect(settings.redis_url, timeout_s=settings.redis_timeout_s)
         self.runners = RunnerState()  # what the runners said of themselves (adapters/health.py)
         self.index: IndexClient | InProcessIndex = (
@@ -76,8 +77,8 @@ class Components:
             poll_every_s=settings.index_reload_interval_s,  # follow an index swap (see adapters/health.py)
         )
         model_tag = self.runners.model_tag  # read per request: known once a runner has said it
-        self.keyword_search = SqlKeywordSearch(self.engine)
-        self.product_types = CatalogProductTypes(self.engine, self.index.vectors)  # type prototypes (issue 14)
+        self.keyword_search = SqlKeywordSearch(self.reader)
+        self.product_types = CatalogProductTypes(self.reader, self.index.vectors)  # type prototypes (issue 14)
         self.catalog = CachedCatalog(
             self.fetch_products,
             self.product_exists,
@@ -180,26 +181,28 @@ class Components:
         await self.product_types.close()
         await self.cache.close()
         await self.engine.dispose()
+        if self.reader is not self.engine:
+            await self.reader.dispose()
 
     # --- database access, with failures mapped to 503 -----------------------------------------------------
     async def fetch_products(self, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
         with database_call():
-            return await fetch_products(self.engine, ids)
+            return await fetch_products(self.reader, ids)
 
     async def product_exists(self, product_id: int) -> bool:
         with database_call():
-            return await product_exists(self.engine, product_id, active_only=False)
+            return await product_exists(self.reader, product_id, active_only=False)
 
     async def best_products(self, limit: int) -> list[int]:
         with database_call():
-            return await best_products(self.engine, limit=limit)
+            return await best_products(self.reader, limit=limit)
 
     # --- health -------------------------------------------------------------------------------------------
     async def database_check(self) -> dict[str, Any]:
         started = time.perf_counter()
         try:
             async with asyncio.timeout(2.0):
-                products = await count_active_products(self.engine)
+                products = await count_active_products(self.reader)
         except Exception as exc:
             return {"state": "down", "error": f"{type(exc).__name__}: {str(exc).splitlines()[0]}"}
         return {

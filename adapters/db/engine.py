@@ -30,6 +30,25 @@ def create_engine(settings: Settings) -> AsyncEngine:
     )
 
 
+def create_read_engine(settings: Settings, writer: AsyncEngine) -> AsyncEngine:
+    """The engine for queries that only read (product rows, keyword search, counts): on PostgreSQL its
+    connections are in autocommit, so a read is its one statement. Through the writer's engine a read is six round
+    trips: the pool's liveness ping inside BEGIN/ROLLBACK (SQLAlchemy wraps it so for pgbouncer's transaction
+    mode), then BEGIN, the query and the ROLLBACK that resets the connection; in autocommit, the ping and the
+    query. SQLite has no round trips to save: its reads use the writer's engine."""
+    url = make_url(settings.resolved_database_url)
+    if url.get_backend_name() == "sqlite":
+        return writer
+    return create_async_engine(
+        url,
+        isolation_level="AUTOCOMMIT",
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_pre_ping=True,
+        connect_args={"server_settings": {"application_name": "vitrine-reads"}},
+    )
+
+
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     # expire_on_commit=False: objects stay readable after commit, without a lazy load (which async forbids).
     return async_sessionmaker(engine, expire_on_commit=False)
