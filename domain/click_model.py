@@ -56,7 +56,8 @@ class ClickModel:
     query_prior: float = 5.0  # N / (N + this): a query's learned boosts grow with its shoppers
     min_shoppers: int = 3  # different shoppers who acted on a query before it is learned at all
     min_attractiveness: float = 0.02  # smaller boosts are dropped (they would not move a product)
-    max_products: int = 50  # per query, the most attractive
+    max_products: int = 20  # per query, the most attractive (shoppers rarely choose past the first pages)
+    max_queries: int = 10_000  # the queries most shoppers acted on: each worker's table stays within about 20 MB
     type_share: float = 0.6  # of a query's mass, for its learned type
     min_type_shoppers: int = 5
 
@@ -118,12 +119,15 @@ def learn(choices: Iterable[ShopperChoice], model: ClickModel = ClickModel()) ->
         by_shopper[choice.shopper] = max(vote, by_shopper.get(choice.shopper, 0.0))  # the strongest choice
         if choice.product_type:
             types[(choice.query, choice.product_id)] = choice.product_type
+    shoppers = {
+        query: len({s for by_shopper in products.values() for s in by_shopper}) for query, products in votes.items()
+    }
+    busiest = sorted(
+        (query for query in votes if shoppers[query] >= model.min_shoppers), key=lambda q: (-shoppers[q], q)
+    )
     learned: dict[str, LearnedQuery] = {}
-    for query, products in votes.items():
-        shoppers = len({shopper for by_shopper in products.values() for shopper in by_shopper})
-        if shoppers < model.min_shoppers:
-            continue
-        entry = _learned_query(query, products, shoppers, types, model)
+    for query in busiest[: model.max_queries]:
+        entry = _learned_query(query, votes[query], shoppers[query], types, model)
         if entry is not None:
             learned[query] = entry
     return LearnedRanking(learned)

@@ -81,6 +81,11 @@ def test_queries_are_learned_apart() -> None:
     assert set(learned.queries["red dress"].attractiveness) == {1}
     assert set(learned.queries["blue dress"].attractiveness) == {2}
     assert learned.for_query("green dress") is None
+    busiest = learn(
+        [*choices("red dress", 1, range(1, 5), position=0), *choices("blue dress", 2, range(1, 4), position=0)],
+        ClickModel(max_queries=1),
+    )
+    assert set(busiest.queries) == {"red dress"}  # the table keeps the queries most shoppers acted on
 
 
 def test_a_query_whose_shoppers_mostly_choose_one_type_learns_it() -> None:
