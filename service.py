@@ -188,7 +188,8 @@ class Vitrine:
 
     @bentoml.api(route="/api/v1/feedback")
     async def feedback(self, event: FeedbackRequest, /) -> FeedbackAnswer:
-        """Store one interaction durably, then update the session; a repeated event_id replays the first answer."""
+        """Store one interaction durably, then update the session; a repeated event_id replays the first answer.
+        With context 'search', the `query` searched and the `position` shown, it also teaches the search."""
         return await self._answer("feedback", self._feedback(event), user_id=event.user_id)
 
     async def _feedback(self, event: FeedbackRequest) -> Any:

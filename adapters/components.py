@@ -26,6 +26,7 @@ from adapters.db.products import best_products, count_active_products, fetch_pro
 from adapters.dictionary import english_words
 from adapters.erasure import EraseGenerations
 from adapters.health import Health, RunnerState
+from adapters.learned_ranking import ShopLearning
 from adapters.local_index import InProcessIndex
 from adapters.loop_lag import watch_loop_lag
 from adapters.metrics import FEEDBACK_EVENTS, observe_stage
@@ -79,6 +80,11 @@ class Components:
         model_tag = self.runners.model_tag  # read per request: known once a runner has said it
         self.keyword_search = SqlKeywordSearch(self.reader)
         self.product_types = CatalogProductTypes(self.reader, self.index.vectors)  # type prototypes (issue 14)
+        self.learning = ShopLearning(
+            self.reader,
+            window_days=settings.search_learning_window_days,
+            refresh_s=settings.search_learning_refresh_s,
+        )  # what shoppers chose after their searches (issue 14)
         self.catalog = CachedCatalog(
             self.fetch_products,
             self.product_exists,
@@ -96,6 +102,7 @@ class Components:
             keywords=self.keyword_search,  # the keyword leg of hybrid search (migration 0002)
             colour_names=colour_lexicon(),  # colour shades -> catalog colours (issue 14)
             product_types=self.product_types,
+            learned=self.learning if settings.search_learning else None,
             dictionary=english_words(),  # real words are not typos
             cache_ttl=settings.api_cache_ttl_search,
             cache_enabled=settings.api_enable_cache,
@@ -179,6 +186,7 @@ class Components:
                 log.warning("background task %s had failed: %r", task.get_name(), outcome)
         await self.keyword_search.close()
         await self.product_types.close()
+        await self.learning.close()
         await self.cache.close()
         await self.engine.dispose()
         if self.reader is not self.engine:

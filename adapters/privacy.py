@@ -17,7 +17,10 @@ moves the version on, so an answer computed before the erase and cached after it
 then expires with the generation, instead of being deleted, which would start it again from 0 and bring old
 versions back.
 
-Left behind for a day: the erase generation and the version counter, two numbers under the shopper's id.
+Left behind for a day: the erase generation and the version counter, two numbers under the shopper's id. The
+search's learned table (adapters/learned_ranking.py) holds no user ids, only per-query sums; it is recomputed from
+the stored events, so the shopper's searches stop counting at its next refresh (each API worker, within
+SEARCH_LEARNING_REFRESH_S), and pages cached before it expire with their TTL.
 """
 
 from __future__ import annotations

@@ -9,7 +9,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from domain.blending import RecommendContext
 from domain.filters import SearchFilters
@@ -94,13 +102,28 @@ class FeedbackRequest(BaseModel):
     product_id: ProductId
     interaction_type: InteractionType
     context: InteractionContext = InteractionContext.OTHER
-    position: int | None = Field(None, ge=0, le=10_000)
+    position: int | None = Field(
+        None, ge=0, le=10_000, description="Where the product was shown: its 0-based rank in the list (offset + index)"
+    )
+    query: QueryText | None = Field(
+        None,
+        description="With context 'search': the query whose results led to the product, as it was searched. "
+        "Clicks, carts and purchases after a query raise the products shoppers chose for it (position bias "
+        "corrected); refused with any other context.",
+    )
     event_id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)] | None = Field(
         None, description="A client-made id: a retry with the same event_id is stored and counted once."
     )
     session_id: Annotated[str, StringConstraints(max_length=128)] | None = None
     rating: int | None = Field(None, ge=1, le=5, description="1..5, required for rating events, refused on others")
     timestamp: datetime | None = Field(None, description="When it happened (ISO 8601; UTC when no offset); default now")
+
+    @field_validator("query")
+    @classmethod
+    def _query_with_search(cls, query: str | None, info: ValidationInfo) -> str | None:
+        if query is not None and info.data.get("context") is not InteractionContext.SEARCH:
+            raise ValueError("query is only accepted when context is 'search'")
+        return query
 
     @model_validator(mode="after")
     def _rating_matches_type(self) -> FeedbackRequest:

@@ -25,8 +25,15 @@ def _digest(*parts: object) -> str:
     return hashlib.sha1(joined.encode("utf-8")).hexdigest()[:20]
 
 
-def search_results(*, model: str, index: str, mode: str, query: str, filters: str, limit: int, offset: int) -> str:
-    return f"{PREFIX}:search:{model}:{index}:{_digest(mode, normalise_query(query), filters, limit, offset)}"
+def search_results(
+    *, model: str, index: str, mode: str, query: str, filters: str, limit: int, offset: int, learned: str = ""
+) -> str:
+    """`learned`: the version of what shoppers taught about the query (domain/click_model.py), "" for none; a
+    query nothing was learned for keeps the key it always had."""
+    parts: tuple[object, ...] = (mode, normalise_query(query), filters, limit, offset)
+    if learned:
+        parts = (*parts, learned)
+    return f"{PREFIX}:search:{model}:{index}:{_digest(*parts)}"
 
 
 def query_embedding(*, model: str, query: str) -> str:

@@ -6,6 +6,9 @@ updated (so the very next request sees it) and the user's cached recommendations
 counter bump). The long-term profile is recomputed later, off the request path. A session that cannot be
 updated (cache or index down) does not fail the request: the event is stored, and the profile will use it.
 
+An event with context 'search' may name the query whose results led to the product (`query`, stored normalised):
+the search learns from those in the background (domain/click_model.py), never on this request's path.
+
 The user's erase generation is read before the event is stored, and the session and counter writes carry it:
 if an operator erases the user while the event is in flight, the erase removes the stored event and those
 writes are dropped, rather than landing after the erase's cleanup and putting the event's trace back.

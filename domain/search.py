@@ -24,6 +24,15 @@ name no catalog type ('puffer', 'something to keep the sun off my head') also as
 whose prototype is nearest its embedding (domain/product_types.py), reported in `applied_filters["product_type"]`;
 such a query's keyword search waits for its encoding, every other one runs alongside it as before.
 
+What shoppers chose after a query (domain/click_model.py: clicks, carts and purchases, position bias corrected)
+raises those products in hybrid mode: a bounded boost added to the fused score, only for queries enough shoppers
+acted on; a query whose words name no type, and whose shoppers mostly chose one, asks for that type at once
+(before any guess from the encoder). The learned table lives in the process (`learned`, refreshed in the
+background by adapters/learned_ranking.py): no database call per search. A learned query's cached pages are keyed
+by its entry's version, so a refresh that moves its boosts is seen at once, not after the cache TTL; a query nothing
+was learned for keeps the key, the ranking and the work it had. The keyword and vector modes show their leg as it
+is, unboosted (their pages are not fetched at a fixed depth, so a re-ranking there could differ between pages).
+
 When the encoder cannot answer (`DependencyDown` from it: down, reloading, past its deadline), a hybrid or
 vector text search answers from the keyword leg instead of failing or waiting: `mode` is "keyword" and
 `message` says why; such a page is not cached.
@@ -43,6 +52,7 @@ from typing import Any, Literal
 
 from domain import cache_keys
 from domain.api_models import ProductResult, QueryInterpretation, SearchMode, SearchRequest, SearchResponse
+from domain.click_model import LearnedQuery, LearnedSource, rerank
 from domain.colour_names import ColourLexicon
 from domain.errors import DependencyDown, Unsupported
 from domain.filters import SearchFilters
@@ -83,6 +93,13 @@ class SearchTuning:
     fusion_depth: int = 100
     understanding: Weights = field(default_factory=Weights)
     type_guessing: TypeGuessing = field(default_factory=TypeGuessing)
+    # What shoppers chose adds up to this to the fused score (keyword match 0..1 + vector 0..0.35): the query's
+    # favourite, once many shoppers back it, rises above every product that matches the words as well as it does
+    # (their vector leg spreads them by 0.35 at most), and above those matching them somewhat better; never above
+    # one matching them far better. Not tuned on the benchmark (it has no shoppers): on simulated click logs
+    # (tests/integration/test_learning_from_clicks.py, 30 seeds) 0.5 left the second relevant product below the
+    # top three in a third of them, 0.75 in one of thirty; 1.0 moved little more.
+    learned_weight: float = 0.75
 
 
 @dataclass
@@ -96,6 +113,7 @@ class SearchPipeline:
     keywords: KeywordSearcher | None = None  # None: vector search only
     colour_names: ColourLexicon | None = None  # shades ('crimson') -> catalog colours; None: catalog names only
     product_types: ProductTypeSource | None = None  # type prototypes (domain/product_types.py); None: no guessing
+    learned: LearnedSource | None = None  # what shoppers chose after queries (domain/click_model.py); None: nothing
     dictionary: frozenset[str] = frozenset()  # words of the language, never taken for typos
     default_mode: SearchMode = "hybrid"
     tuning: SearchTuning = field(default_factory=SearchTuning)
@@ -110,7 +128,9 @@ class SearchPipeline:
             return request.mode
         return self.default_mode if self.keywords is not None else "vector"
 
-    def _key(self, request: SearchRequest, *, mode: SearchMode, index_version: str) -> str:
+    def _key(
+        self, request: SearchRequest, *, mode: SearchMode, index_version: str, learned: LearnedQuery | None
+    ) -> str:
         return cache_keys.search_results(
             model=self.model_tag(),
             index=index_version,
@@ -119,13 +139,20 @@ class SearchPipeline:
             filters=request.filters.cache_token() if request.filters else "",
             limit=request.limit,
             offset=request.offset,
+            learned=learned.version if learned is not None else "",
         )
+
+    async def _learned_for(self, request: SearchRequest, mode: SearchMode) -> LearnedQuery | None:
+        if self.learned is None or mode != "hybrid":
+            return None
+        return (await self.learned.learned_ranking()).for_query(cache_keys.normalise_query(request.query))
 
     async def search(self, request: SearchRequest) -> SearchResponse:
         started = time.perf_counter()
         mode = self.mode_for(request)
+        learned = await self._learned_for(request, mode)
         if self.cache_enabled:
-            key = self._key(request, mode=mode, index_version=self.index_version())
+            key = self._key(request, mode=mode, index_version=self.index_version(), learned=learned)
             cached = await self.cache.get_json(key, kind="search")
             if cached is not None:
                 response = SearchResponse.model_validate(cached)
@@ -147,7 +174,7 @@ class SearchPipeline:
         degraded = False
         try:
             page, matched, guessed = await self._text_page(
-                mode, understood, filters, limit=request.limit, offset=request.offset
+                mode, understood, filters, limit=request.limit, offset=request.offset, learned=learned
             )
         except DependencyDown as exc:
             if exc.dependency != "encoder" or mode == "keyword" or self.keywords is None:
@@ -155,7 +182,7 @@ class SearchPipeline:
             # The encoder is down or reloading: the words alone still find products, at once.
             mode, degraded = "keyword", True
             page, matched, guessed = await self._text_page(
-                mode, understood, filters, limit=request.limit, offset=request.offset
+                mode, understood, filters, limit=request.limit, offset=request.offset, learned=None
             )
         if understood.colours and mode != "vector":
             applied = {**applied, "colour": list(understood.colours)}  # ranked first; see the module doc
@@ -183,7 +210,7 @@ class SearchPipeline:
         )
         if self.cache_enabled and not degraded:  # a degraded page is not kept once the encoder is back
             await self.cache.set_json(
-                self._key(request, mode=mode, index_version=page.index_version),
+                self._key(request, mode=mode, index_version=page.index_version, learned=learned),
                 response.model_dump(mode="json"),
                 ttl=self.cache_ttl,
                 kind="search",
@@ -218,10 +245,18 @@ class SearchPipeline:
         return EMPTY_VOCABULARY if self.keywords is None else await self.keywords.vocabulary()
 
     async def _text_page(
-        self, mode: SearchMode, understood: UnderstoodQuery, filters: SearchFilters | None, *, limit: int, offset: int
+        self,
+        mode: SearchMode,
+        understood: UnderstoodQuery,
+        filters: SearchFilters | None,
+        *,
+        limit: int,
+        offset: int,
+        learned: LearnedQuery | None,
     ) -> tuple[RankedPage, int | None, str | None]:
         """The page, how many products the words matched (None when the keyword leg was not asked), and the
-        product type guessed from the words' meaning (hybrid only, when the words name none)."""
+        product type learned from shoppers or guessed from the words' meaning (hybrid only, when the words name
+        none)."""
         if mode == "keyword":
             fetch = self._keyword_only(understood.keyword, filters)
             page = await ranked_page(fetch, self.catalog, offset=offset, limit=limit)
@@ -233,6 +268,7 @@ class SearchPipeline:
         # Hybrid: the keyword leg needs no vector, so it runs while the query is encoded; the first page of hits
         # then waits only for whichever of (encode + index search) and (keyword search) takes longer.
         depth = max(self.tuning.fusion_depth, offset + limit + BACKFILL_SLACK)
+        understood = await self._with_learned_type(understood, learned)
         keyword_task = asyncio.create_task(self._keyword_search(understood.keyword, depth, filters))
         try:
             vector = await self._encode(understood.text)
@@ -245,7 +281,9 @@ class SearchPipeline:
                     await keyword_task
                 understood = typed
                 keyword_task = asyncio.create_task(self._keyword_search(understood.keyword, depth, filters))
-            fetch = self._hybrid_hits(vector, understood.keyword, filters, prefetched=(depth, keyword_task))
+            fetch = self._hybrid_hits(
+                vector, understood.keyword, filters, prefetched=(depth, keyword_task), learned=learned
+            )
             page = await ranked_page(fetch, self.catalog, offset=offset, limit=limit)
             matched = (await keyword_task).total if understood.keyword.admitting else None
             return page, matched, understood.product_type
@@ -255,8 +293,18 @@ class SearchPipeline:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await keyword_task
 
+    async def _with_learned_type(self, understood: UnderstoodQuery, learned: LearnedQuery | None) -> UnderstoodQuery:
+        """The query asking for the type its shoppers chose, when its words name none (no encoder needed)."""
+        if learned is None or learned.product_type is None:
+            return understood
+        types = await self.product_types.product_types() if self.product_types is not None else None
+        names = types.names if types is not None else (learned.product_type,)
+        if names_a_type(understood, type_words(names)):
+            return understood
+        return with_type(understood, learned.product_type, await self._vocabulary(), weights=self.tuning.understanding)
+
     async def _with_guessed_type(self, understood: UnderstoodQuery, vector: Vector) -> UnderstoodQuery:
-        if self.product_types is None:
+        if self.product_types is None or understood.product_type is not None:  # none, or learned from shoppers
             return understood
         types = await self.product_types.product_types()
         if types is None or names_a_type(understood, type_words(types.names)):
@@ -302,6 +350,7 @@ class SearchPipeline:
         filters: SearchFilters | None,
         *,
         prefetched: tuple[int, asyncio.Task[KeywordHits]],
+        learned: LearnedQuery | None,
     ) -> HitsFetcher:
         index_hits = self._index_hits(vector, filters)
         tuning = self.tuning
@@ -321,6 +370,8 @@ class SearchPipeline:
                 Ranked(dense.ids, tuning.vector_weight, scores=dense.scores, normalise="minmax"),
             ]
             fused = linear_fusion(lists) if tuning.fusion == "linear" else reciprocal_rank_fusion(lists, k=tuning.rrf_k)
+            if learned is not None:
+                fused = rerank(fused, learned, weight=tuning.learned_weight)
             self.observe("fusion", time.perf_counter() - t1)
             # Keyword matches all satisfy the filters, so their count is a floor on the products that do.
             return IndexHits(

@@ -99,6 +99,13 @@ class Settings(BaseSettings):
     batching_policy: Literal["vitrine", "stock"] = "vitrine"
     runner_access_log: bool = False  # BentoML's access log in the encoder and index services
 
+    # --- learning from the shop (domain/click_model.py) ----------------------------------------------------
+    # What shoppers chose after a query (feedback with context 'search' and its `query`) raises those products
+    # in hybrid search. Each API worker reads the last `window_days` of such events every `refresh_s`.
+    search_learning: bool = True
+    search_learning_window_days: float = Field(90.0, gt=0)
+    search_learning_refresh_s: float = Field(300.0, ge=1)
+
     # --- monitoring ---------------------------------------------------------------------------------------
     slow_query_ms: float = Field(300.0, gt=0)
 

@@ -60,6 +60,8 @@ const state = {
   facets: { query: null, categories: [], brands: [] },
   imageResults: null,
   scrollToResults: false,
+  // The search a product was opened from: its "Add to bag" is credited to that query (the search learns from it).
+  openedFrom: null,
 };
 
 function loadUserId() {
@@ -228,7 +230,7 @@ async function guarded(action) {
 }
 
 // --- feedback -----------------------------------------------------------------------------------------------
-function sendFeedback(productId, interactionType, context, position) {
+function sendFeedback(productId, interactionType, context, position, query) {
   const event = {
     user_id: state.userId,
     product_id: productId,
@@ -238,6 +240,7 @@ function sendFeedback(productId, interactionType, context, position) {
     event_id: crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random()}`,
   };
   if (Number.isInteger(position)) event.position = position;
+  if (query) event.query = query; // with context "search": what shoppers choose after a query raises it for that query
   // The next view waits for this, so the "For you" shelf it loads already reflects the click.
   const sent = api("/api/v1/feedback", { method: "POST", json: event }).catch((error) => showError(error));
   state.pendingFeedback = Promise.all([state.pendingFeedback, sent]);
@@ -245,7 +248,7 @@ function sendFeedback(productId, interactionType, context, position) {
 }
 
 // --- cards and shelves --------------------------------------------------------------------------------------
-function card(product, context, position) {
+function card(product, context, position, query) {
   const node = $("[data-card-template]").content.firstElementChild.cloneNode(true);
   node.dataset.productId = String(product.product_id);
   const link = $(".card-link", node);
@@ -269,7 +272,8 @@ function card(product, context, position) {
   stock.textContent = product.in_stock === false ? "Out of stock" : "In stock";
   stock.classList.toggle("out", product.in_stock === false);
   link.addEventListener("click", () => {
-    sendFeedback(product.product_id, "click", context, position);
+    state.openedFrom = query ? { productId: product.product_id, query, position } : null;
+    sendFeedback(product.product_id, "click", context, position, query);
   });
   return node;
 }
@@ -435,7 +439,7 @@ async function runSearch(search) {
       el("span", { "data-search-stats": true, text: resultsMeta(answer, search) }),
       el("span", { class: "interpretation", text: interpretationText(answer) }),
     );
-    grid.replaceChildren(...answer.results.map((product, i) => card(product, "search", answer.offset + i)));
+    grid.replaceChildren(...answer.results.map((product, i) => card(product, "search", answer.offset + i, search.q)));
     if (!answer.results.length) {
       grid.append(el("p", { class: "empty", text: "No products match. Try fewer filters or other words." }));
     }
@@ -486,7 +490,10 @@ async function showProduct(productId) {
   if (inBag) addButton.textContent = "In your bag ✓";
   addButton.addEventListener("click", async () => {
     addButton.disabled = true;
-    await sendFeedback(product.product_id, "add_to_cart", "other");
+    const from = state.openedFrom?.productId === product.product_id ? state.openedFrom : null;
+    await (from
+      ? sendFeedback(product.product_id, "add_to_cart", "search", from.position, from.query)
+      : sendFeedback(product.product_id, "add_to_cart", "other"));
     const items = bag();
     if (!items.includes(product.product_id)) items.push(product.product_id);
     localStorage.setItem(`${BAG_STORE}.${state.userId}`, JSON.stringify(items));

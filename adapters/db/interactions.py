@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.db.failures import database_call
 from adapters.db.tables import user_interactions, user_profiles
+from domain.cache_keys import normalise_query
 from domain.interactions import InteractionType
 from domain.profile import StoredInteraction
 
@@ -66,6 +67,7 @@ class SqlInteractionLog:
             "position": event.position,
             "session_id": event.session_id,
             "rating": event.rating,
+            "search_query": normalise_query(event.query) if event.query else None,
             "occurred_at": occurred_at,
             "received_at": datetime.now(UTC),
         }

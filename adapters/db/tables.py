@@ -106,6 +106,8 @@ user_interactions = sa.Table(
     sa.Column("rating", sa.SmallInteger),
     sa.Column("occurred_at", UtcDateTime, nullable=False),
     sa.Column("received_at", UtcDateTime, nullable=False, server_default=sa.func.now()),
+    # The query (normalised) whose results led to the product, for context 'search' (migration 0003).
+    sa.Column("search_query", sa.String(512)),
     sa.Index(None, "user_id", "occurred_at"),
     sa.Index(None, "occurred_at"),
 )

@@ -5,7 +5,11 @@ result or embedding cache: tune.py's encoder memo is bypassed), every query of t
 hybrid pipeline, interleaved (levers off, levers on, per query, `--rounds` times) so machine noise hits both
 alike. Also times query understanding alone. Prints p50/p95 in milliseconds.
 
-    .venv/bin/python loadtests/relevance/latency.py --split dev,test,fresh --rounds 3
+`--learned`: a third pipeline, the levers on plus a learned table (domain/click_model.py) with an entry for every
+query timed (20 learned products each, no type: the look-up and re-ranking every learned search pays), to time
+what learning from the shop costs a search.
+
+    .venv/bin/python loadtests/relevance/latency.py --split dev,test,fresh --rounds 3 [--learned]
 """
 
 from __future__ import annotations
@@ -28,8 +32,28 @@ from adapters.colour_library import colour_lexicon  # noqa: E402
 from adapters.db.keyword_search import SqlKeywordSearch  # noqa: E402
 from adapters.product_types import CatalogProductTypes  # noqa: E402
 from domain.api_models import SearchRequest  # noqa: E402
+from domain.cache_keys import normalise_query  # noqa: E402
+from domain.click_model import LearnedQuery, LearnedRanking  # noqa: E402
 from domain.query_understanding import understand  # noqa: E402
 from domain.search import SearchPipeline  # noqa: E402
+
+
+class Learned:
+    def __init__(self, table: LearnedRanking) -> None:
+        self.table = table
+
+    async def learned_ranking(self) -> LearnedRanking:
+        return self.table
+
+
+def learned_for(queries: list[str], product_ids: list[int]) -> LearnedRanking:
+    """Every query learned: 20 products each, the first of them its favourite."""
+    entries = {}
+    for number, text in enumerate(queries):
+        chosen = product_ids[number % len(product_ids) :][:20] or product_ids[:20]
+        boosts = {pid: 0.9 / (rank + 1) for rank, pid in enumerate(chosen)}
+        entries[normalise_query(text)] = LearnedQuery(boosts, shoppers=50, version=f"v{number}")
+    return LearnedRanking(entries)
 
 
 class Uncached(tune.Encoder):
@@ -46,6 +70,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--split", default="dev,test,fresh")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--learned", action="store_true", help="also time the levers with every query learned")
     args = parser.parse_args()
     wanted = set(args.split.split(","))
     queries = [q.text for q in judge.load_queries() if "all" in wanted or q.split in wanted]
@@ -69,6 +94,14 @@ async def main() -> None:
             "off": SearchPipeline(**common),  # type: ignore[arg-type]
             "on": SearchPipeline(**common, colour_names=colour_lexicon(), product_types=types),  # type: ignore[arg-type]
         }
+        if args.learned:
+            table = learned_for(queries, [int(pid) for pid in index.ids])
+            pipelines["learned"] = SearchPipeline(
+                **common,  # type: ignore[arg-type]
+                colour_names=colour_lexicon(),
+                product_types=types,
+                learned=Learned(table),
+            )
         took: dict[str, list[float]] = {name: [] for name in pipelines}
         for _ in range(args.rounds):
             for text in queries:
@@ -88,7 +121,7 @@ async def main() -> None:
         await engine.dispose()
     print(f"{len(queries)} queries x {args.rounds} rounds, hybrid, uncached, ms")
     for name in pipelines:
-        print(f"  search, levers {name:3s}: {quantiles(took[name])}")
+        print(f"  search, levers {name:7s}: {quantiles(took[name])}")
     for name in reading:
         print(f"  understand, colour library {name:3s}: {quantiles(reading[name])}")
 

@@ -24,7 +24,7 @@ def test_ready_was_false_until_the_index_loaded(stack):
     assert stack.get("/ready").json() == {
         "ready": True,
         "checks": {"model_loaded": True, "index_loaded": True, "database": True, "database_schema": True},
-        "database_schema": "the database is at revision 0002, this code's head",
+        "database_schema": "the database is at revision 0003, this code's head",
     }
 
 
@@ -36,10 +36,10 @@ def test_ready_refuses_a_database_behind_the_codes_schema(stack):
         assert behind.status_code == 503
         assert behind.json()["checks"]["database_schema"] is False
         assert behind.json()["database_schema"] == (
-            "the database is at revision 0001, this code needs 0002; run `vitrine db upgrade`"
+            "the database is at revision 0001, this code needs 0003; run `vitrine db upgrade`"
         )
     finally:
-        stack.sql("UPDATE alembic_version SET version_num = '0002'")
+        stack.sql("UPDATE alembic_version SET version_num = '0003'")
     assert stack.get("/ready").status_code == 200
 
 

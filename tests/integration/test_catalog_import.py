@@ -115,12 +115,12 @@ def test_migrations_create_exactly_the_tables(database_url: str) -> None:
             return await connection.run_sync(differences)
 
     assert on_db(database_url, check) == []
-    assert "revision 0002, head 0002 (up to date)" in vitrine("db", "current", "--database-url", database_url)
+    assert "revision 0003, head 0003 (up to date)" in vitrine("db", "current", "--database-url", database_url)
     # Upgrading again is a no-op; down to nothing and back works on both backends.
     vitrine("db", "upgrade", "--database-url", database_url)
     migrate.downgrade(database_url, "base")
     assert "revision none" in vitrine("db", "current", "--database-url", database_url)
-    assert "is at revision 0002" in vitrine("db", "upgrade", "--database-url", database_url)
+    assert "is at revision 0003" in vitrine("db", "upgrade", "--database-url", database_url)
     assert on_db(database_url, check) == []
 
 

@@ -22,7 +22,7 @@ from domain.settings import Settings
 pytestmark = pytest.mark.integration
 
 T = TypeVar("T")
-HEAD = "0002"
+HEAD = "0003"
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
@@ -53,7 +53,7 @@ def refusal(tmp_path: Path, url: str, *command: str) -> str:
 
 def test_head_is_this_codes_newest_migration() -> None:
     assert migrate.head_revision() == HEAD
-    assert migrate.known_revisions() == {"0001", "0002"}
+    assert migrate.known_revisions() == {"0001", "0002", "0003"}
 
 
 def test_at_head_the_service_is_ready(database_url: str) -> None:
@@ -66,10 +66,10 @@ def test_behind_head_index_build_catalog_import_and_readiness_refuse(
 ) -> None:
     migrate.downgrade(database_url, "0001")
     ready, why = on_db(database_url, migrate.schema_readiness)
-    assert (ready, why) == (False, "the database is at revision 0001, this code needs 0002; run `vitrine db upgrade`")
+    assert (ready, why) == (False, "the database is at revision 0001, this code needs 0003; run `vitrine db upgrade`")
     for command in (["index", "build"], ["catalog", "import", str(lululemon_feed)]):
         output = refusal(tmp_path, database_url, *command)
-        assert "is at revision 0001, this code needs 0002; run `vitrine db upgrade`" in output, command
+        assert "is at revision 0001, this code needs 0003; run `vitrine db upgrade`" in output, command
     assert not (tmp_path / "index").exists()  # refused before any work
 
 
@@ -87,11 +87,11 @@ def test_ahead_of_head_the_service_stays_ready_and_the_commands_refuse(database_
     # the old release's commands do not write into a schema they do not know.
     async def newer(engine: AsyncEngine) -> None:
         async with engine.begin() as connection:
-            await connection.execute(sa.text("UPDATE alembic_version SET version_num = '0003'"))
+            await connection.execute(sa.text("UPDATE alembic_version SET version_num = '0004'"))
 
     on_db(database_url, newer)
     assert on_db(database_url, migrate.schema_readiness) == (
         True,
-        "the database is at revision 0003, newer than this code's head 0002",
+        "the database is at revision 0004, newer than this code's head 0003",
     )
-    assert "is at revision 0003, newer than this code's head 0002" in refusal(tmp_path, database_url, "index", "build")
+    assert "is at revision 0004, newer than this code's head 0003" in refusal(tmp_path, database_url, "index", "build")

@@ -209,9 +209,15 @@ async def test_batch_reports_each_event_on_its_own():
     ("fields", "field"),
     [({"user_id": "abc"}, "user_id"), ({"user_id": -3}, "user_id"), ({"product_id": "x"}, "product_id"),
      ({"interaction_type": "rating"}, "rating"), ({"rating": 5}, "rating"), ({"context": "home"}, "context"),
-     ({"timestamp": "2999-01-01T00:00:00Z"}, "timestamp"), ({"extra": 1}, "extra")],
+     ({"timestamp": "2999-01-01T00:00:00Z"}, "timestamp"), ({"extra": 1}, "extra"),
+     ({"query": "black heels"}, "query"), ({"context": "feed", "query": "heels"}, "query"),
+     ({"context": "search", "query": "   "}, "query"), ({"context": "search", "query": "x" * 513}, "query")],
 )  # fmt: skip
 def test_bad_events_name_the_field(fields, field):
     with pytest.raises(ValueError) as caught:
         event(**fields)
     assert field in str(caught.value)
+
+
+def test_a_search_event_may_name_its_query():
+    assert event(context="search", query="  Black Heels ", position=7).query == "Black Heels"
