@@ -118,7 +118,7 @@ class Health:
             self.runners.index_error = exc.message
 
     async def _poll(self) -> None:
-        # Fast at first (the runners load their model and index while the API starts), then rarely.
+        # Fast at first (the runners load their model and index while the API starts), then every poll_every_s.
         while True:
             await self.refresh()
             await asyncio.sleep(self.poll_every_s if self.runners.ready else FIRST_POLL_S)
