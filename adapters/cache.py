@@ -30,6 +30,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar, cast
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from adapters.metrics import CACHE_ERRORS, CACHE_LOOKUPS, CACHE_OP_SECONDS
@@ -82,6 +85,11 @@ class Cache:
             socket_connect_timeout=timeout_s,
             retry_on_timeout=False,
             health_check_interval=0,
+            # A pooled connection that Redis closed (a restart, an idle timeout) fails its next command with
+            # ConnectionError: tried once more on a new connection, not a breaker opened for everyone. Commands
+            # under WATCH are not retried (redis-py raises instead), so a transaction never runs twice.
+            retry=Retry(NoBackoff(), retries=1),
+            retry_on_error=[RedisConnectionError],
         )
         return cls(client, backend="redis", timeout_s=timeout_s, enabled=enabled)
 

@@ -31,6 +31,9 @@ import time
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -97,6 +100,10 @@ class RedisBuckets:
                 socket_timeout=max(self._timeout_s, REDIS_MIN_TIMEOUT_S),
                 socket_connect_timeout=max(self._timeout_s, REDIS_MIN_TIMEOUT_S),
                 retry_on_timeout=False,
+                # As the cache's client (adapters/cache.py): a connection Redis closed is replaced once, rather
+                # than every worker limiting on its own for a second after a Redis restart.
+                retry=Retry(NoBackoff(), retries=1),
+                retry_on_error=[RedisConnectionError],
             )
             self._script = self._client.register_script(TAKE_SCRIPT)
         return self._script

@@ -74,6 +74,22 @@ async def test_one_slow_reply_while_redis_answers_others_skips_that_lookup_only(
         await cache.close()
 
 
+async def test_a_connection_redis_closed_is_replaced_without_opening_the_breaker(redis_url):
+    """After a Redis restart every pooled connection is dead; each one's next command must not cost everyone the
+    cache for a second. Here Redis closes the cache's connection (CLIENT KILL), as a restart would."""
+    admin = redis.Redis.from_url(redis_url)
+    cache = Cache.connect(redis_url, timeout_s=0.25)
+    try:
+        await cache.set_json("vitrine:test:kept", {"ok": True}, ttl=30, kind="search")
+        connection_id = await cache.client.client_id()  # one connection in the pool: the one just used
+        assert admin.execute_command("CLIENT", "KILL", "ID", connection_id) == 1
+        assert await cache.get_json("vitrine:test:kept", kind="search") == {"ok": True}
+        assert cache.available and cache.last_error is None
+    finally:
+        admin.close()
+        await cache.close()
+
+
 async def test_within_gives_up_after_the_cap_however_late_the_loop():
     never = asyncio.Event()
     started = time.perf_counter()
