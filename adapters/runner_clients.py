@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sized
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Sized
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 from bentoml.exceptions import InvalidArgument
@@ -23,6 +23,8 @@ from domain.filters import SearchFilters
 from domain.ports import IndexHits, Vector
 from runners.index_service_api import IndexQuery
 
+T = TypeVar("T")
+
 
 class EncoderFacts(Protocol):
     """What the encoder said of itself (adapters/health.py RunnerState)."""
@@ -32,6 +34,19 @@ class EncoderFacts(Protocol):
 
     @property
     def has_image_tower(self) -> bool: ...
+
+
+async def call_runner(
+    guard: DependencyGuard, make_call: Callable[[], Awaitable[T]], *, deadline_scale: float = 1.0
+) -> T:
+    """One call to a runner under its guard: vitrine's own errors as they are (a refusal, or DependencyDown from
+    the guard), anything else (the runner's connection failed, it shed the request) as DependencyDown."""
+    try:
+        return await guard.call(make_call, deadline_scale=deadline_scale)
+    except VitrineError:
+        raise
+    except Exception as exc:
+        raise DependencyDown(guard.dependency, f"{type(exc).__name__}: {exc}") from exc
 
 
 class EncoderClient:
@@ -69,12 +84,7 @@ class EncoderClient:
             if cached is not None:
                 return np.frombuffer(cached, dtype=np.float32)
         started = time.perf_counter()
-        try:
-            vectors = await self.guard.call(lambda: self._runner.to_async.encode_text([text]))
-        except VitrineError:
-            raise
-        except Exception as exc:
-            raise DependencyDown("encoder", f"{type(exc).__name__}: {exc}") from exc
+        vectors = await call_runner(self.guard, lambda: self._runner.to_async.encode_text([text]))
         self._observe("encode", time.perf_counter() - started)
         vector: Vector = np.asarray(vectors, dtype=np.float32)[0]
         if key is not None and self._cache_enabled:
@@ -94,14 +104,11 @@ class EncoderClient:
         missing = sorted({text for text, vector in zip(texts, found, strict=True) if vector is None})
         if missing:
             started = time.perf_counter()
-            try:
-                vectors = await self.guard.call(
-                    lambda: self._runner.to_async.encode_text(missing), deadline_scale=bulk_deadline_scale(missing)
-                )
-            except VitrineError:
-                raise
-            except Exception as exc:
-                raise DependencyDown("encoder", f"{type(exc).__name__}: {exc}") from exc
+            vectors = await call_runner(
+                self.guard,
+                lambda: self._runner.to_async.encode_text(missing),
+                deadline_scale=bulk_deadline_scale(missing),
+            )
             self._observe("encode_many", time.perf_counter() - started)
             encoded = np.asarray(vectors, dtype=np.float32)
             fresh = dict(zip(missing, encoded, strict=True))
@@ -149,12 +156,7 @@ class IndexClient:
 
     async def search(self, vector: Vector, *, k: int, filters: SearchFilters | None) -> IndexHits:
         query = IndexQuery(vector=np.asarray(vector, dtype=np.float32).tolist(), k=k, filters=filters)
-        try:
-            [result] = await self.guard.call(lambda: self._runner.to_async.search([query]))
-        except VitrineError:
-            raise
-        except Exception as exc:
-            raise DependencyDown("index", f"{type(exc).__name__}: {exc}") from exc
+        [result] = await call_runner(self.guard, lambda: self._runner.to_async.search([query]))
         if result.error:  # this query alone was refused (wrong dimension, zero vector): the caller's fault
             raise InvalidRequest(f"the index refused the query: {result.error}")
         self.version = result.index_version
@@ -171,14 +173,9 @@ class IndexClient:
             IndexQuery(vector=np.asarray(vector, dtype=np.float32).tolist(), k=k, filters=filters)
             for vector, k, filters in queries
         ]
-        try:
-            results = await self.guard.call(
-                lambda: self._runner.to_async.search(batch), deadline_scale=bulk_deadline_scale(batch)
-            )
-        except VitrineError:
-            raise
-        except Exception as exc:
-            raise DependencyDown("index", f"{type(exc).__name__}: {exc}") from exc
+        results = await call_runner(
+            self.guard, lambda: self._runner.to_async.search(batch), deadline_scale=bulk_deadline_scale(batch)
+        )
         answers: list[IndexHits | VitrineError] = []
         for result in results:
             if result.error:
@@ -196,10 +193,7 @@ class IndexClient:
         return answers
 
     async def vectors(self, product_ids: list[int]) -> dict[int, Vector]:
-        try:
-            found = await self.guard.call(lambda: self._runner.to_async.vectors(product_ids))
-        except Exception as exc:
-            raise DependencyDown("index", f"{type(exc).__name__}: {exc}") from exc
+        found = await call_runner(self.guard, lambda: self._runner.to_async.vectors(product_ids))
         return {int(pid): np.asarray(vec, dtype=np.float32) for pid, vec in found.items()}
 
     async def ping(self) -> None:
@@ -207,10 +201,7 @@ class IndexClient:
         await self._runner.to_async.info()
 
     async def info(self) -> dict[str, Any]:
-        try:
-            info: dict[str, Any] = await self.guard.call(lambda: self._runner.to_async.info())
-        except Exception as exc:
-            raise DependencyDown("index", f"{type(exc).__name__}: {exc}") from exc
+        info: dict[str, Any] = await call_runner(self.guard, lambda: self._runner.to_async.info())
         if info.get("version"):
             self.version = str(info["version"])
         return {**info, "in_process": False}
