@@ -14,7 +14,6 @@ votes at the next refresh; an event older than the window stops counting.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from datetime import UTC, datetime, timedelta
@@ -22,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.background_load import BackgroundLoad
 from adapters.db.tables import products, user_interactions
 from domain.click_model import CHOICE_WEIGHTS, NOTHING_LEARNED, ClickModel, LearnedRanking, ShopperChoice, learn
 from domain.interactions import InteractionContext, InteractionType
@@ -49,29 +49,25 @@ class ShopLearning:
         self._table: LearnedRanking = NOTHING_LEARNED
         self._loaded_at: float | None = None
         self._failed_at: float | None = None
-        self._refresh: asyncio.Task[None] | None = None
+        self._loading = BackgroundLoad(self._load_quietly, name="vitrine-learned-ranking")
 
     async def learned_ranking(self) -> LearnedRanking:
         """The table as it is now, never waiting; starts a load in the background when one is due."""
         now = time.monotonic()
         due = self._loaded_at is None or now - self._loaded_at > self._refresh_s
         resting = self._failed_at is not None and now - self._failed_at < self._retry_s
-        if due and not resting and (self._refresh is None or self._refresh.done()):
-            self._refresh = asyncio.create_task(self._load_quietly(), name="vitrine-learned-ranking")
+        if due and not resting:
+            self._loading.start()
         return self._table
 
     async def refresh(self) -> LearnedRanking:
         """Load the table now (tools, tests, and a service that wants it before its first search)."""
-        if self._refresh is not None and not self._refresh.done():
-            await asyncio.shield(self._refresh)
+        await self._loading.wait()
         await self._load_quietly()
         return self._table
 
     async def close(self) -> None:
-        if self._refresh is not None:
-            self._refresh.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._refresh
+        await self._loading.close()
 
     async def _load_quietly(self) -> None:
         started = time.perf_counter()

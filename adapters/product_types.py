@@ -11,7 +11,6 @@ fails, searches go on without type guessing and a later one tries again after `r
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import defaultdict
@@ -20,6 +19,7 @@ from collections.abc import Awaitable, Callable
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.background_load import BackgroundLoad
 from adapters.db.tables import products
 from domain.ports import Vector
 from domain.product_types import ProductTypes
@@ -42,21 +42,21 @@ class CatalogProductTypes:
         self._loaded_at = 0.0
         self._failed_at: float | None = None
         self._lock = asyncio.Lock()
-        self._refresh: asyncio.Task[None] | None = None
+        self._loading = BackgroundLoad(self._load_quietly, name="vitrine-product-types")
 
     async def product_types(self) -> ProductTypes | None:
         """The prototypes, never waiting for them: None until the first build (which this starts) is done."""
         now = time.monotonic()
         due = self._types is None and (self._failed_at is None or now - self._failed_at >= self._retry_s)
         stale = self._types is not None and now - self._loaded_at > self._ttl_s
-        if (due or stale) and (self._refresh is None or self._refresh.done()):
-            self._refresh = asyncio.create_task(self._load_quietly(), name="vitrine-product-types")
+        if due or stale:
+            self._loading.start()
         return self._types
 
     async def ready(self) -> ProductTypes | None:
         """The prototypes, built now if they never were (for tools and tests that guess from the first query)."""
-        if self._types is None and self._refresh is not None and not self._refresh.done():
-            await asyncio.shield(self._refresh)  # the build a search started
+        if self._types is None:
+            await self._loading.wait()  # the build a search started
         if self._types is None:
             async with self._lock:
                 if self._types is None:
@@ -64,10 +64,7 @@ class CatalogProductTypes:
         return self._types
 
     async def close(self) -> None:
-        if self._refresh is not None:
-            self._refresh.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._refresh
+        await self._loading.close()
 
     async def _load_quietly(self) -> None:
         try:

@@ -24,7 +24,6 @@ full-text index itself (`ts_stat`, `fts5vocab`), cached in-process and refreshed
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 import time
@@ -35,6 +34,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from adapters.background_load import BackgroundLoad
 from adapters.db.failures import database_call
 from adapters.db.tables import products
 from domain.filters import SearchFilters
@@ -93,7 +93,7 @@ class SqlKeywordSearch:
         self._vocabulary: Vocabulary | None = None
         self._loaded_at = 0.0
         self._lock = asyncio.Lock()
-        self._refresh: asyncio.Task[None] | None = None
+        self._loading = BackgroundLoad(self._refresh_quietly, name="vitrine-keyword-vocabulary")
 
     # --- search -------------------------------------------------------------------------------------------
 
@@ -195,8 +195,8 @@ class SqlKeywordSearch:
             assert self._vocabulary is not None
             return self._vocabulary
         stale = time.monotonic() - self._loaded_at > self._vocabulary_ttl_s
-        if stale and (self._refresh is None or self._refresh.done()):
-            self._refresh = asyncio.create_task(self._refresh_quietly(), name="vitrine-keyword-vocabulary")
+        if stale:
+            self._loading.start()
         return self._vocabulary
 
     async def refresh_vocabulary(self) -> Vocabulary:
@@ -206,10 +206,7 @@ class SqlKeywordSearch:
         return self._vocabulary
 
     async def close(self) -> None:
-        if self._refresh is not None:
-            self._refresh.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._refresh
+        await self._loading.close()
 
     async def _refresh_quietly(self) -> None:
         try:
