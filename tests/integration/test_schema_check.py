@@ -4,8 +4,6 @@ the catalog refuse it, and the service's readiness (adapters/db/migrate.py `sche
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
@@ -15,9 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from typer.testing import CliRunner
 
 from adapters.db import migrate
-from adapters.db.engine import create_engine
 from cli import app
-from domain.settings import Settings
+from tests.integration.test_catalog_import import on_db  # one engine for one piece of work, disposed after
 
 pytestmark = pytest.mark.integration
 
@@ -29,17 +26,6 @@ HEAD = "0003"
 def database_url(request: pytest.FixtureRequest) -> str:
     url: str = request.getfixturevalue("empty_postgres_url" if request.param == "postgresql" else "sqlite_url")
     return url
-
-
-def on_db(url: str, work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
-    async def run() -> T:
-        engine = create_engine(Settings(database_url=url))
-        try:
-            return await work(engine)
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(run())
 
 
 def refusal(tmp_path: Path, url: str, *command: str) -> str:
