@@ -6,10 +6,12 @@
 
 On the load run's stack (loadtests/stack.py: PostgreSQL with 100k products, its own Redis, ViT-B-32 with random
 weights), each system answers the same requests of each kind, a few at a time (so batches stay small, as in the
-mix), and the CPU time (user + system, psutil) that every process of the stack, Redis and the database's
-backends used meanwhile is divided by the requests answered. CPU time is what a request costs whatever else the
-machine is doing, so unlike latency this figure holds on a shared, noisy box; the encoder's forward pass and
-FAISS are inside their processes' figures (the report's `encoder` and, in-process, `api` rows).
+mix; `--concurrency 50` is a bunched wave), and the CPU time (user + system, psutil) that every process of the
+stack, Redis and the database's backends used meanwhile is divided by the requests answered. CPU time is what a
+request costs whatever else the machine is doing, so unlike latency this figure holds on a shared, noisy box
+(less so when the box is saturated: `--rounds N` serves A and B side by side and measures them in turns, A B A B
+per kind, and reports medians); the encoder's forward pass and FAISS are inside their processes' figures (the
+report's `encoder` and, in-process, `api` rows).
 
 Kinds: `search-uncached` (a new query each time, vector mode: encode + index + enrich), `search-cached` (the
 same few queries again), `recommend` (feed, for users with a session), `feedback` (clicks). Written to
@@ -28,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import psutil
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,7 +43,7 @@ from loadtests.report import table  # noqa: E402
 from loadtests.workload import DistinctQueries, shopper_queries  # noqa: E402
 
 KINDS = ("search-uncached", "search-cached", "recommend", "feedback")
-CONCURRENCY = 4
+CONCURRENCY = 4  # requests in flight at once: batches stay small, as in the mix; --concurrency 50 is a wave
 
 
 def processes_of(root: int, redis_pid: int) -> list[psutil.Process]:
@@ -65,7 +68,9 @@ def cpu_seconds(processes: list[psutil.Process]) -> dict[str, float]:
     return used
 
 
-async def drive(url: str, kind: str, count: int, rng: random.Random, products: list[int]) -> int:
+async def drive(
+    url: str, kind: str, count: int, rng: random.Random, products: list[int], concurrency: int = CONCURRENCY
+) -> int:
     distinct = DistinctQueries(seed=rng.randrange(2**32))
     repeated = shopper_queries(8)
     answered = 0
@@ -89,8 +94,8 @@ async def drive(url: str, kind: str, count: int, rng: random.Random, products: l
             answered += 1
 
     async with httpx.AsyncClient(base_url=url, timeout=60) as client:
-        for start in range(0, count, CONCURRENCY):
-            await asyncio.gather(*(one(client, i) for i in range(start, min(count, start + CONCURRENCY))))
+        for start in range(0, count, concurrency):
+            await asyncio.gather(*(one(client, i) for i in range(start, min(count, start + concurrency))))
     return answered
 
 
@@ -103,25 +108,40 @@ def stage_seconds(url: str, stage: str) -> float:
     return 0.0
 
 
-def measure(target: stack.Stack, redis_pid: int, count: int, seed: int) -> dict[str, dict[str, float]]:
-    rng = random.Random(seed)
+def warm(target: stack.Stack, rng: random.Random) -> list[int]:
+    """Warm every path (and fill the cached queries, sessions and profiles) before measuring; the products
+    that feedback clicks on."""
     shirts = httpx.post(f"{target.url}/api/v1/search", json={"query": "shirt", "limit": 50}, timeout=60).json()
     products = [result["product_id"] for result in shirts["results"]]
-    # Warm every path (and fill the cached queries, sessions and profiles) before measuring.
     for kind in ("search-cached", "feedback", "recommend", "search-uncached"):
         asyncio.run(drive(target.url, kind, 40, rng, products))
-    processes = processes_of(target.process.pid, redis_pid)
-    costs: dict[str, dict[str, float]] = {}
-    for kind in KINDS:
-        before, searching = cpu_seconds(processes), stage_seconds(target.url, "index_search")
-        answered = asyncio.run(drive(target.url, kind, count, rng, products))
-        after, searched = cpu_seconds(processes), stage_seconds(target.url, "index_search")
-        costs[kind] = {role: 1000 * (after[role] - before.get(role, 0.0)) / max(answered, 1) for role in after}
-        # The index search's own time as the API saw it: FAISS when the index is in process (it runs inline, so
-        # its wall time is its CPU time), FAISS plus the hop when it is a service.
-        costs[kind]["(index_search, wall)"] = 1000 * (searched - searching) / max(answered, 1)
-        costs[kind]["answered"] = answered
-    return costs
+    return products
+
+
+def measure(
+    target: stack.Stack,
+    processes: list[psutil.Process],
+    kind: str,
+    count: int,
+    rng: random.Random,
+    products: list[int],
+    concurrency: int,
+) -> dict[str, float]:
+    """CPU ms per answered request of `kind`, per process role."""
+    before, searching = cpu_seconds(processes), stage_seconds(target.url, "index_search")
+    answered = asyncio.run(drive(target.url, kind, count, rng, products, concurrency))
+    after, searched = cpu_seconds(processes), stage_seconds(target.url, "index_search")
+    cost = {role: 1000 * (after[role] - before.get(role, 0.0)) / max(answered, 1) for role in after}
+    # The index search's own time as the API saw it: FAISS when the index is in process (it runs inline, so
+    # its wall time is its CPU time), FAISS plus the hop when it is a service.
+    cost["(index_search, wall)"] = 1000 * (searched - searching) / max(answered, 1)
+    cost["answered"] = answered
+    return cost
+
+
+def median_of(rounds: list[dict[str, float]]) -> dict[str, float]:
+    roles = {role for cost in rounds for role in cost}
+    return {role: float(np.median([cost.get(role, 0.0) for cost in rounds])) for role in roles}
 
 
 def main() -> int:
@@ -131,6 +151,8 @@ def main() -> int:
     parser.add_argument("--a-rev", metavar="REV", help="A runs this git revision's code (B: this checkout's)")
     parser.add_argument("--count", type=int, default=300, help="requests of each kind")
     parser.add_argument("--model", choices=sorted(stack.MODELS), default="vit")
+    parser.add_argument("--concurrency", type=int, default=CONCURRENCY, help="requests sent together")
+    parser.add_argument("--rounds", type=int, default=1, help="A B turns per kind; the report gives medians")
     args = parser.parse_args()
     systems = {"A": settings_of(args.a)}
     if args.b or args.a_rev:
@@ -143,28 +165,37 @@ def main() -> int:
     model = stack.MODELS[args.model]
     stack.ensure_index(model, tags[args.model], print)
     redis, redis_url = stack.start_redis(out / "redis")
-    results: dict[str, dict[str, dict[str, float]]] = {}
+    rounds: dict[str, dict[str, list[dict[str, float]]]] = {label: defaultdict(list) for label in systems}
+    targets: dict[str, stack.Stack] = {}
     try:
-        for label, settings in systems.items():
-            stack.reset_user_state()
-            served = {"API_ENABLE_CACHE": "true", **settings}
-            target = stack.serve_vitrine(
+        for number, (label, settings) in enumerate(systems.items()):
+            targets[label] = stack.serve_vitrine(
                 f"cpu-{label}",
                 model,
                 tags[args.model],
-                redis_url,
-                served,
+                f"{redis_url.rsplit('/', 1)[0]}/{number}",  # a Redis database each: their caches stay apart
+                {"API_ENABLE_CACHE": "true", **settings},
                 out / "logs",
                 app="service:Vitrine",
                 tree=trees.get(label, stack.REPO),
             )
-            try:
-                results[label] = measure(target, redis.pid, args.count, seed=7)
-            finally:
-                target.stop()
+        stack.reset_user_state()
+        rng = random.Random(7)
+        products = {label: warm(target, rng) for label, target in targets.items()}
+        processes = {label: processes_of(target.process.pid, redis.pid) for label, target in targets.items()}
+        # Interleaved, A B A B per kind: a busy spell on the shared box hits both alike; medians over rounds.
+        for _ in range(args.rounds):
+            for kind in KINDS:
+                for label, target in targets.items():
+                    rounds[label][kind].append(
+                        measure(target, processes[label], kind, args.count, rng, products[label], args.concurrency)
+                    )
     finally:
+        for target in targets.values():
+            target.stop()
         redis.stop()
-    lines = [f"# CPU ms per request ({model.label})", ""]
+    results = {label: {kind: median_of(found) for kind, found in kinds.items()} for label, kinds in rounds.items()}
+    lines = [f"# CPU ms per request ({model.label}, {args.concurrency} at a time, median of {args.rounds} rounds)", ""]
     for label, settings in systems.items():
         code = f"the code of {args.a_rev}" if label in trees else "this checkout's code"
         lines.append(f"- {label}: {code}, {settings or 'the default settings'}")
