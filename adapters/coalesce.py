@@ -1,4 +1,5 @@
-"""Turning many concurrent one-item calls into one batch call: how the bulk endpoints reach the runners once.
+"""Turning many concurrent one-item calls into one batch call: how the bulk endpoints reach the runners once
+(`Coalescer`), and how concurrent requests of one API worker share their runner calls (`InFlightBatcher`).
 
 A bulk request runs its items' pipelines concurrently (domain/bulk.py). Each pipeline asks its encoder for one
 query vector and its index for one search, as a single request does; here those asks are gathered while they
@@ -81,23 +82,87 @@ class Coalescer(Generic[T, R]):
         task.add_done_callback(_running.discard)
 
     async def _deliver(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
-        try:
-            async with self._one_at_a_time:
-                results = await self._run_batch([item for item, _ in batch])
-            if len(results) != len(batch):
-                raise RuntimeError(f"batch call answered {len(results)} results for {len(batch)} items")
-        except Exception as exc:
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
-            return
-        for (_, future), result in zip(batch, results, strict=True):
-            if future.done():  # its caller was cancelled
+        async with self._one_at_a_time:
+            await _deliver(self._run_batch, batch)
+
+
+class InFlightBatcher(Generic[T, R]):
+    """One request's runner call, merged with the calls of other requests in this worker while the runner is busy.
+
+    A call goes out at once while fewer than `max_in_flight` are out, so an idle service adds no wait. Calls that
+    arrive while the limit is reached wait for the next free slot and go out together, up to `max_batch` items:
+    under load, or when a wave of requests lands at once, a worker sends a few lists instead of one hop per
+    request. Each hop costs the API worker and the runner more CPU (HTTP, pickle, validation on both sides)
+    than an item in a batch, so the hops saved are CPU the wave no longer queues behind. The runner's adaptive
+    batching still merges the lists of all API workers.
+
+    `run_batch(items)` answers one result per item, in order; a result that is an exception reaches only its
+    own caller, an exception from the call reaches every caller of that list. A caller cancelled before its
+    list goes out is left out of it.
+    """
+
+    def __init__(
+        self,
+        run_batch: Callable[[list[T]], Awaitable[list[R | Exception]]],
+        *,
+        max_in_flight: int,
+        max_batch: int,
+    ) -> None:
+        if max_in_flight < 1 or max_batch < 1:
+            raise ValueError("max_in_flight and max_batch must be at least 1")
+        self._run_batch = run_batch
+        self._max_in_flight = max_in_flight
+        self._max_batch = max_batch
+        self._waiting: list[tuple[T, asyncio.Future[R]]] = []
+        self._in_flight = 0
+        self.batches_sent = 0  # for tests: how many runner calls were made
+
+    async def __call__(self, item: T) -> R:
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._waiting.append((item, future))
+        self._send_while_free()
+        return await future
+
+    def _send_while_free(self) -> None:
+        while self._waiting and self._in_flight < self._max_in_flight:
+            batch = [(item, future) for item, future in self._waiting[: self._max_batch] if not future.done()]
+            del self._waiting[: self._max_batch]
+            if not batch:
                 continue
-            if isinstance(result, Exception):
-                future.set_exception(result)
-            else:
-                future.set_result(result)
+            self._in_flight += 1
+            self.batches_sent += 1
+            task = asyncio.create_task(self._deliver(batch))
+            _running.add(task)
+            task.add_done_callback(_running.discard)
+
+    async def _deliver(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
+        try:
+            await _deliver(self._run_batch, batch)
+        finally:
+            self._in_flight -= 1
+            self._send_while_free()
+
+
+async def _deliver(
+    run_batch: Callable[[list[T]], Awaitable[list[R | Exception]]], batch: list[tuple[T, asyncio.Future[R]]]
+) -> None:
+    """Run one list and hand each caller its own result (or the call's exception)."""
+    try:
+        results = await run_batch([item for item, _ in batch])
+        if len(results) != len(batch):
+            raise RuntimeError(f"batch call answered {len(results)} results for {len(batch)} items")
+    except Exception as exc:
+        for _, future in batch:
+            if not future.done():
+                future.set_exception(exc)
+        return
+    for (_, future), result in zip(batch, results, strict=True):
+        if future.done():  # its caller was cancelled
+            continue
+        if isinstance(result, Exception):
+            future.set_exception(result)
+        else:
+            future.set_result(result)
 
 
 _running: set[asyncio.Task[None]] = set()  # keeps delivery tasks referenced until they finish

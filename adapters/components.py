@@ -55,7 +55,11 @@ class Components:
         self.cache = Cache.connect(settings.redis_url, timeout_s=settings.redis_timeout_s)
         self.runners = RunnerState()  # what the runners said of themselves (adapters/health.py)
         self.index: IndexClient | InProcessIndex = (
-            IndexClient(index_runner)
+            IndexClient(
+                index_runner,
+                calls_in_flight=settings.runner_calls_in_flight,
+                max_batch=settings.index_max_batch_size,
+            )
             if index_runner is not None
             else InProcessIndex(settings.resolved_index_path, reload_interval_s=settings.index_reload_interval_s)
         )
@@ -67,6 +71,8 @@ class Components:
             ttl=settings.cache_ttl_query_embedding,
             observe=observe_stage,
             cache_enabled=settings.api_enable_cache,
+            calls_in_flight=settings.runner_calls_in_flight,
+            max_batch=settings.encoder_max_batch_size,
         )
         self.health = Health(
             self.runners,

@@ -1,7 +1,9 @@
 """The API service's view of its two runners, as the domain protocols (QueryEncoder, VectorSearcher).
 
-Every call sends a batch of one: the runners' adaptive batching merges concurrent requests from all API
-workers into real batches. A runner that cannot answer becomes `DependencyDown` (503, retryable), never a 500.
+A request's query encoding and index search go out at once while the runner has fewer than
+`RUNNER_CALLS_IN_FLIGHT` calls from this worker; requests that come meanwhile share the next call
+(adapters/coalesce.py `InFlightBatcher`), and the runners' adaptive batching merges the calls of all API workers.
+A runner that cannot answer becomes `DependencyDown` (503, retryable), never a 500.
 Hot query embeddings are cached, so a repeated query skips the encoder entirely.
 """
 
@@ -16,12 +18,13 @@ import numpy as np
 from bentoml.exceptions import InvalidArgument
 
 from adapters.cache import Cache
+from adapters.coalesce import InFlightBatcher
 from adapters.deadline import DependencyGuard
 from domain import cache_keys
 from domain.errors import DependencyDown, InvalidRequest, Unsupported, VitrineError
 from domain.filters import SearchFilters
 from domain.ports import IndexHits, Vector
-from runners.index_service_api import IndexQuery
+from runners.index_service_api import IndexQuery, IndexResult
 
 T = TypeVar("T")
 
@@ -59,6 +62,8 @@ class EncoderClient:
         ttl: int,
         observe: Callable[[str, float], None],
         cache_enabled: bool = True,
+        calls_in_flight: int = 0,
+        max_batch: int = 32,
     ) -> None:
         self._runner = runner
         self.guard = DependencyGuard("encoder", deadline_s=None)  # given a deadline by adapters/deadline.py
@@ -67,6 +72,22 @@ class EncoderClient:
         self._facts = facts
         self._ttl = ttl
         self._observe = observe
+        self._encode: Callable[[str], Awaitable[Vector]] = (
+            InFlightBatcher(self._encode_batch, max_in_flight=calls_in_flight, max_batch=max_batch)
+            if calls_in_flight
+            else self._encode_alone
+        )
+
+    async def _encode_batch(self, texts: list[str]) -> list[Vector | Exception]:
+        vectors = await call_runner(
+            self.guard, lambda: self._runner.to_async.encode_text(texts), deadline_scale=bulk_deadline_scale(texts)
+        )
+        return list(np.asarray(vectors, dtype=np.float32))
+
+    async def _encode_alone(self, text: str) -> Vector:
+        [vector] = await self._encode_batch([text])
+        assert not isinstance(vector, Exception)  # _encode_batch answers vectors or raises
+        return vector
 
     async def info(self) -> dict[str, Any]:
         facts: dict[str, Any] = await self._runner.to_async.info()
@@ -84,9 +105,8 @@ class EncoderClient:
             if cached is not None:
                 return np.frombuffer(cached, dtype=np.float32)
         started = time.perf_counter()
-        vectors = await call_runner(self.guard, lambda: self._runner.to_async.encode_text([text]))
+        vector = await self._encode(text)
         self._observe("encode", time.perf_counter() - started)
-        vector: Vector = np.asarray(vectors, dtype=np.float32)[0]
         if key is not None and self._cache_enabled:
             await self._cache.set_bytes(key, vector.tobytes(), ttl=self._ttl)
         return vector
@@ -142,21 +162,38 @@ class EncoderClient:
 
 
 def bulk_deadline_scale(items: Sized) -> float:
-    """A bulk call does many requests' work in one: each ten items add one deadline (100 searches: 11)."""
-    return 1 + len(items) / 10
+    """A call for many items does many requests' work in one: each ten items past the first add one deadline
+    (one item: 1; 101 searches: 11)."""
+    return 1 + max(0, len(items) - 1) / 10
 
 
 class IndexClient:
     """Keeps the index version last seen, so cache keys follow a hot-swapped index within one request."""
 
-    def __init__(self, runner: Any) -> None:
+    def __init__(self, runner: Any, *, calls_in_flight: int = 0, max_batch: int = 64) -> None:
         self._runner = runner
         self.guard = DependencyGuard("index", deadline_s=None)  # given a deadline by adapters/deadline.py
         self.version = "none"
+        self._search: Callable[[IndexQuery], Awaitable[IndexResult]] = (
+            InFlightBatcher(self._search_batch, max_in_flight=calls_in_flight, max_batch=max_batch)
+            if calls_in_flight
+            else self._search_alone
+        )
+
+    async def _search_batch(self, queries: list[IndexQuery]) -> list[IndexResult | Exception]:
+        results: list[IndexResult] = await call_runner(
+            self.guard, lambda: self._runner.to_async.search(queries), deadline_scale=bulk_deadline_scale(queries)
+        )
+        return list(results)
+
+    async def _search_alone(self, query: IndexQuery) -> IndexResult:
+        [result] = await self._search_batch([query])
+        assert not isinstance(result, Exception)  # _search_batch answers results or raises
+        return result
 
     async def search(self, vector: Vector, *, k: int, filters: SearchFilters | None) -> IndexHits:
         query = IndexQuery(vector=np.asarray(vector, dtype=np.float32).tolist(), k=k, filters=filters)
-        [result] = await call_runner(self.guard, lambda: self._runner.to_async.search([query]))
+        result = await self._search(query)
         if result.error:  # this query alone was refused (wrong dimension, zero vector): the caller's fault
             raise InvalidRequest(f"the index refused the query: {result.error}")
         self.version = result.index_version
