@@ -12,7 +12,9 @@ vocabulary (domain/lexical.py) and returns:
   products matching them, and words the encoder never sees (an embedding of "not black" is near "black");
 - the keyword query: one term group per thing asked for, each with the forms a catalog may use for it
   (plural and singular, catalog spellings, synonyms from domain/synonyms.py), keeping only forms the
-  catalog's vocabulary contains.
+  catalog's vocabulary contains; a word neither the catalog nor the synonym table knows, when a dictionary of
+  shop words (domain/shop_words.py, from WordNet) is given, asks for the nearest kind of it the catalog has
+  ('haversack' -> backpack, 'canteen' -> bottle), and is no typo.
 
 Spelling is corrected only for words the catalog does not contain and a dictionary of the language (when given)
 does not know, only towards words the catalog contains (or words the
