@@ -34,6 +34,7 @@ from adapters.observability import Observability
 from adapters.product_cache import CachedCatalog
 from adapters.product_types import CatalogProductTypes
 from adapters.runner_clients import EncoderClient, IndexClient
+from adapters.shop_words import shop_words
 from adapters.user_state import CacheSessionStore, CacheUserVersions, Profiles
 from adapters.vector_cache import CachedProductVectors
 from adapters.warming import warm_forever
@@ -110,6 +111,7 @@ class Components:
             product_types=self.product_types,
             learned=self.learning if settings.search_learning else None,
             dictionary=english_words(),  # real words are not typos
+            shop_words=shop_words(),  # words only a dictionary knows, read as the kinds they are (issue 14)
             cache_ttl=settings.api_cache_ttl_search,
             cache_enabled=settings.api_enable_cache,
             observe=observe_stage,

@@ -12,7 +12,9 @@ vocabulary (domain/lexical.py) and returns:
   products matching them, and words the encoder never sees (an embedding of "not black" is near "black");
 - the keyword query: one term group per thing asked for, each with the forms a catalog may use for it
   (plural and singular, catalog spellings, synonyms from domain/synonyms.py), keeping only forms the
-  catalog's vocabulary contains.
+  catalog's vocabulary contains; a word neither the catalog nor the synonym table knows, when a dictionary of
+  shop words (domain/shop_words.py, from WordNet) is given, asks for the nearest kind of it the catalog has
+  ('haversack' -> backpack, 'canteen' -> bottle), and is no typo.
 
 Spelling is corrected only for words the catalog does not contain and a dictionary of the language (when given)
 does not know, only towards words the catalog contains (or words the
@@ -34,6 +36,7 @@ from rapidfuzz.distance import DamerauLevenshtein
 from domain.colour_names import LONGEST_NAME, ColourLexicon
 from domain.filters import SearchFilters
 from domain.lexical import KeywordQuery, TermGroup, Vocabulary, is_form
+from domain.shop_words import ShopWords
 from domain.synonyms import COLOURS, NOT_THE_SAME, SPELLINGS, SYNONYMS, longest_key
 
 # --- words --------------------------------------------------------------------------------------------------
@@ -150,6 +153,7 @@ class UnderstoodQuery:
     excluded_colours: tuple[str, ...] = ()  # catalog colours the words rule out ("not black")
     excluded_words: tuple[str, ...] = ()  # other words ruled out ("without heels" -> heels)
     product_type: str | None = None  # a catalog type guessed from the words' meaning (`with_type`)
+    read_as: dict[str, tuple[str, ...]] = field(default_factory=dict)  # dictionary words -> catalog forms
 
 
 @dataclass(frozen=True)
@@ -163,6 +167,7 @@ class Weights:
     colour: float = 3.5
     audience: float = 5.0
     guessed_type: float = 1.0  # a catalog type the words name none of, guessed from their meaning
+    kinds: float = 1.0  # what a word only the dictionary knows is a kind of ('cagoule' -> jacket)
 
 
 def understand(
@@ -172,12 +177,13 @@ def understand(
     weights: Weights = Weights(),
     colour_names: ColourLexicon | None = None,
     dictionary: Collection[str] = frozenset(),
+    shop_words: ShopWords | None = None,
 ) -> UnderstoodQuery:
     normalised = _normalise(query)
     price, text = _extract_price(normalised)
     words = _WORD.findall(text.replace("-", " "))
     shades = colour_names.shades_for(vocabulary.colours) if colour_names is not None else {}
-    corrections = _corrections(words, vocabulary, shades, dictionary)
+    corrections = _corrections(words, vocabulary, shades, dictionary, shop_words)
     tokens = _join_spellings([corrections.get(word, word) for word in words])
     # The encoder reads the shopper's own words ('t-shirt', not the keyword leg's 'tshirt'), less the price
     # phrase, with misspelt words replaced; untouched when there was nothing to take out or correct.
@@ -206,7 +212,7 @@ def understand(
         for index, token in enumerate(tokens)
         if index not in colour_spans and token not in AUDIENCE_WORDS and token not in STOPWORDS
     ]
-    word_groups, unmatched = _word_groups(rest, vocabulary, weights)
+    word_groups, unmatched, read_as = _word_groups(rest, vocabulary, weights, shop_words, dictionary)
     groups.extend(word_groups)
     excluded_colours, excluded_words, unwanted = _unwanted(negated, vocabulary, weights, shades, colours)
     groups.extend(unwanted)
@@ -221,6 +227,7 @@ def understand(
         corrections=corrections,
         excluded_colours=excluded_colours,
         excluded_words=excluded_words,
+        read_as=read_as,
     )
 
 
@@ -335,14 +342,18 @@ for _other, _canonical in SPELLINGS.items():
 
 
 def _corrections(
-    words: list[str], vocabulary: Vocabulary, shades: Mapping[str, object], dictionary: Collection[str]
+    words: list[str],
+    vocabulary: Vocabulary,
+    shades: Mapping[str, object],
+    dictionary: Collection[str],
+    shop_words: ShopWords | None,
 ) -> dict[str, str]:
     if not vocabulary.words:
         return {}
     corrections: dict[str, str] = {}
     for word in words:
         # 'mustard' is a colour, not a misspelt 'mustang'; 'keep' a word of the language, not a misspelt 'deep'
-        if word in shades or word in dictionary:
+        if word in shades or word in dictionary or (shop_words is not None and shop_words.base_form(word)):
             continue
         replacement = _correction(word, vocabulary)
         if replacement is not None:
@@ -522,7 +533,7 @@ def _unwanted(
     if colour_forms:
         weight = weights.colour * vocabulary.idf(colour_forms)
         groups.append(TermGroup(colour_forms, weight=-weight, admits=False, attribute=True))
-    word_groups, _ = _word_groups([word for word in words if word not in STOPWORDS], vocabulary, weights)
+    word_groups, _, _ = _word_groups([word for word in words if word not in STOPWORDS], vocabulary, weights)
     groups.extend(
         TermGroup(group.forms, weight=-abs(group.weight), admits=False, excludes=group.excludes)
         for group in word_groups
@@ -530,12 +541,31 @@ def _unwanted(
     return tuple(_dedupe(colours)), tuple(words), groups
 
 
-def _word_groups(tokens: list[str], vocabulary: Vocabulary, weights: Weights) -> tuple[list[TermGroup], int]:
-    """One group per word or synonym phrase, and how many words found no form in the catalog."""
+def _word_groups(
+    tokens: list[str],
+    vocabulary: Vocabulary,
+    weights: Weights,
+    shop_words: ShopWords | None = None,
+    dictionary: Collection[str] = frozenset(),
+) -> tuple[list[TermGroup], int, dict[str, tuple[str, ...]]]:
+    """One group per word or synonym phrase, how many words found no form in the catalog, and what the words
+    neither the catalog nor the synonym table knows were read as through the dictionary (`_kinds_of`)."""
     groups: list[TermGroup] = []
     unmatched = 0
+    read_as: dict[str, tuple[str, ...]] = {}
+    # Words neither the catalog nor the table knows: only phrases with one of them are looked up.
+    strange = [shop_words is not None and not _knows(token, vocabulary) for token in tokens]
     index = 0
     while index < len(tokens):
+        meaning = None
+        if shop_words is not None and any(strange[index : index + shop_words.longest]):
+            meaning = _kinds_of(tokens, index, strange, vocabulary, shop_words, dictionary)
+        if meaning is not None and meaning[0] > 1:  # a dictionary phrase with a word the catalog lacks
+            size, phrase, forms = meaning
+            groups.append(_group(forms, vocabulary, weight=weights.kinds))
+            read_as[phrase] = forms
+            index += size
+            continue
         for size in range(min(_SYNONYM_SPAN, len(tokens) - index), 0, -1):
             phrase = " ".join(tokens[index : index + size])
             if phrase in SYNONYMS:
@@ -553,10 +583,54 @@ def _word_groups(tokens: list[str], vocabulary: Vocabulary, weights: Weights) ->
             forms = _known(_variants(tokens[index]), vocabulary)
             if forms:
                 groups.append(_group(forms, vocabulary, weight=weights.words))
+            elif meaning is not None:
+                groups.append(_group(meaning[2], vocabulary, weight=weights.kinds))
+                read_as[meaning[1]] = meaning[2]
             else:
                 unmatched += 1
             index += 1
-    return groups, unmatched
+    return groups, unmatched, read_as
+
+
+def _knows(word: str, vocabulary: Vocabulary) -> bool:
+    return word in _SYNONYM_WORDS or bool(_known(_variants(word), vocabulary))
+
+
+def _kinds_of(
+    tokens: list[str],
+    index: int,
+    strange: list[bool],
+    vocabulary: Vocabulary,
+    shop_words: ShopWords,
+    dictionary: Collection[str],
+) -> tuple[int, str, tuple[str, ...]] | None:
+    """The longest dictionary phrase at `index` with a word neither the catalog nor the synonym table knows
+    ('cagoule', 'pedal pushers'), and the catalog's forms of what it is a kind of: in the commonest of its shop
+    senses that the catalog has a kind of, the nearest level of its synonyms and ancestors of which the catalog
+    has a form (directly or through the synonym table).
+
+    When another word of the query names a product itself ('derby shoes'), the phrase is read only as a kind
+    of that product: there it is a modifier, and its own sense ('derby', a hat) is another thing."""
+    for size in range(min(shop_words.longest, len(tokens) - index), 0, -1):
+        if not any(strange[index : index + size]):
+            continue  # words the catalog or the table already knows are left alone
+        phrase = " ".join(tokens[index : index + size])
+        others = tokens[:index] + tokens[index + size :]
+        named = {form for word in others if (form := shop_words.base_form(word)) is not None}
+        for levels in shop_words.kinds(phrase, everyday=phrase in dictionary):
+            if named and not named & {lemma for lemmas in levels for lemma in lemmas}:
+                continue
+            for lemmas in levels:
+                forms = _dedupe(form for lemma in lemmas for form in _catalog_forms(lemma, vocabulary))
+                if forms:
+                    return size, phrase, tuple(forms)
+    return None
+
+
+def _catalog_forms(lemma: str, vocabulary: Vocabulary) -> tuple[str, ...]:
+    """A lemma's forms the catalog has, the synonym table's expansions of it included ('rucksack' -> backpack)."""
+    expansions = SYNONYMS.get(lemma, ())
+    return _known([*_variants(lemma), *(form for alt in expansions for form in _variants(alt))], vocabulary)
 
 
 def _group(forms: tuple[str, ...], vocabulary: Vocabulary, *, weight: float) -> TermGroup:

@@ -70,6 +70,7 @@ from domain.query_understanding import (
     with_type,
 )
 from domain.ranking import BACKFILL_SLACK, RankedPage, ranked_page
+from domain.shop_words import ShopWords
 
 NO_RESULTS = "No products match this search."
 ENCODER_DOWN = "The text model is unavailable right now: these results match the words of the search only."
@@ -115,6 +116,7 @@ class SearchPipeline:
     product_types: ProductTypeSource | None = None  # type prototypes (domain/product_types.py); None: no guessing
     learned: LearnedSource | None = None  # what shoppers chose after queries (domain/click_model.py); None: nothing
     dictionary: frozenset[str] = frozenset()  # words of the language, never taken for typos
+    shop_words: ShopWords | None = None  # what words only a dictionary knows are kinds of; None: not read
     default_mode: SearchMode = "hybrid"
     tuning: SearchTuning = field(default_factory=SearchTuning)
     cache_ttl: int = 300
@@ -167,6 +169,7 @@ class SearchPipeline:
             weights=self.tuning.understanding,
             colour_names=self.colour_names,
             dictionary=self.dictionary,
+            shop_words=self.shop_words,
         )
         filters, applied = merge_filters(request.filters, understood)
         self.observe("understand_query", time.perf_counter() - t0)

@@ -34,6 +34,7 @@ from adapters.db.keyword_search import SqlKeywordSearch  # noqa: E402
 from adapters.db.products import fetch_products  # noqa: E402
 from adapters.dictionary import english_words  # noqa: E402
 from adapters.product_types import CatalogProductTypes  # noqa: E402
+from adapters.shop_words import shop_words  # noqa: E402
 from domain.cache_keys import normalise_query  # noqa: E402
 from domain.click_model import NOTHING_LEARNED, LearnedRanking, ShopperChoice, learn  # noqa: E402
 from domain.interactions import InteractionType  # noqa: E402
@@ -103,6 +104,7 @@ async def main() -> None:
             colour_names=colour_lexicon(),
             product_types=types,
             dictionary=english_words(),
+            shop_words=shop_words(),
             learned=learned,
             cache_enabled=False,
         )

@@ -1,9 +1,10 @@
-"""Uncached search latency in-process, with and without issue 14's levers (colour library, type prototypes).
+"""Uncached search latency in-process, with and without issue 14's levers (colour library, type prototypes,
+the dictionary of words of the language), and with the shop's part of WordNet on top of them (`shop words`).
 
 The same stack as tune.py (SQLite keyword leg, in-memory exact index, real MiniLM on this machine's CPU; no
 result or embedding cache: tune.py's encoder memo is bypassed), every query of the chosen splits through the
-hybrid pipeline, interleaved (levers off, levers on, per query, `--rounds` times) so machine noise hits both
-alike. Also times query understanding alone. Prints p50/p95 in milliseconds.
+hybrid pipeline, interleaved (levers off, levers on, shop words, per query, `--rounds` times) so machine noise
+hits them alike. Also times query understanding alone. Prints p50/p95 in milliseconds.
 
 `--learned`: a third pipeline, the levers on plus a learned table (domain/click_model.py) with an entry for every
 query timed (20 learned products each, no type: the look-up and re-ranking every learned search pays), to time
@@ -20,6 +21,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -30,11 +32,13 @@ import tune  # noqa: E402
 
 from adapters.colour_library import colour_lexicon  # noqa: E402
 from adapters.db.keyword_search import SqlKeywordSearch  # noqa: E402
+from adapters.dictionary import english_words  # noqa: E402
 from adapters.product_types import CatalogProductTypes  # noqa: E402
+from adapters.shop_words import shop_words  # noqa: E402
 from domain.api_models import SearchRequest  # noqa: E402
 from domain.cache_keys import normalise_query  # noqa: E402
 from domain.click_model import LearnedQuery, LearnedRanking  # noqa: E402
-from domain.query_understanding import understand  # noqa: E402
+from domain.query_understanding import UnderstoodQuery, understand  # noqa: E402
 from domain.search import SearchPipeline  # noqa: E402
 
 
@@ -90,9 +94,11 @@ async def main() -> None:
             keywords=keywords,
             cache_enabled=False,
         )
+        levers = dict(colour_names=colour_lexicon(), product_types=types, dictionary=english_words())
         pipelines = {
             "off": SearchPipeline(**common),  # type: ignore[arg-type]
-            "on": SearchPipeline(**common, colour_names=colour_lexicon(), product_types=types),  # type: ignore[arg-type]
+            "on": SearchPipeline(**common, **levers),  # type: ignore[arg-type]
+            "words": SearchPipeline(**common, **levers, shop_words=shop_words()),  # type: ignore[arg-type]
         }
         if args.learned:
             table = learned_for(queries, [int(pid) for pid in index.ids])
@@ -111,19 +117,27 @@ async def main() -> None:
                     took[name].append((time.perf_counter() - started) * 1000)
         vocabulary = await keywords.vocabulary()
         lexicon = colour_lexicon()
-        reading: dict[str, list[float]] = {"off": [], "on": []}
+        words, dictionary = shop_words(), english_words()
+        readers: dict[str, Callable[[str], UnderstoodQuery]] = {
+            "off": lambda text: understand(text, vocabulary),
+            "on": lambda text: understand(text, vocabulary, colour_names=lexicon, dictionary=dictionary),
+            "words": lambda text: understand(
+                text, vocabulary, colour_names=lexicon, dictionary=dictionary, shop_words=words
+            ),
+        }
+        reading: dict[str, list[float]] = {name: [] for name in readers}
         for _ in range(args.rounds):
             for text in queries:
-                for name, names in (("off", None), ("on", lexicon)):
+                for name, reader in readers.items():
                     started = time.perf_counter()
-                    understand(text, vocabulary, colour_names=names)
+                    reader(text)
                     reading[name].append((time.perf_counter() - started) * 1000)
         await engine.dispose()
     print(f"{len(queries)} queries x {args.rounds} rounds, hybrid, uncached, ms")
     for name in pipelines:
         print(f"  search, levers {name:7s}: {quantiles(took[name])}")
     for name in reading:
-        print(f"  understand, colour library {name:3s}: {quantiles(reading[name])}")
+        print(f"  understand, levers {name:5s}: {quantiles(reading[name])}")
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ from adapters.db.migrate import upgrade  # noqa: E402
 from adapters.db.products import count_active_products, fetch_products, import_feed, iter_active_products  # noqa: E402
 from adapters.dictionary import english_words  # noqa: E402
 from adapters.product_types import CatalogProductTypes  # noqa: E402
+from adapters.shop_words import shop_words  # noqa: E402
 from domain.api_models import SearchRequest  # noqa: E402
 from domain.catalog_feed import read_feed  # noqa: E402
 from domain.filters import SearchFilters  # noqa: E402
@@ -201,6 +202,7 @@ async def main() -> None:
             colour_names=colour_lexicon(),
             product_types=types,
             dictionary=english_words(),
+            shop_words=shop_words(),
             cache_enabled=False,
         )
         try:

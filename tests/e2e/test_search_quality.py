@@ -77,6 +77,9 @@ def test_words_no_table_lists(stack):
     assert categories(body) == ["Tshirts"] * 10 and all(r["colour"] != "Black" for r in body["results"])
     husband = search(stack, "tshirt for my husband")["results"]
     assert all(r["description"].startswith(("Men ", "Unisex ")) for r in husband)
+    # words only a dictionary knows, read as the kinds they are (WordNet, domain/shop_words.py)
+    assert categories(search(stack, "haversack"), 5) == ["Backpacks"] * 5
+    assert categories(search(stack, "sundress"), 5) == ["Dresses"] * 5
     # type prototypes are built in the background on first need; each limit is a search of its own (no cache)
     for limit in range(5, 65):
         laptop = search(stack, "something to carry my laptop to college", limit=limit)
