@@ -52,6 +52,17 @@ from domain.settings import Settings  # noqa: E402
 FEED = judge.CATALOG_DIR / "awin-feed.csv"
 CACHE_DIR = HERE.parents[1] / "var" / "relevance"
 MODES = ("keyword", "vector", "hybrid")
+# queries_hard.tsv is written in pairs (hard-tune, then hard-frozen), kind after kind: how many pairs of each.
+HARD_KINDS = (("regional", 17), ("need", 10), ("colour", 13), ("audience", 12), ("negation", 10))
+
+
+def hard_kinds() -> dict[str, str]:
+    """query text -> its kind, for the hard splits (by position in queries_hard.tsv; texts never printed)."""
+    queries = judge.load_queries(judge.HARD_QUERIES_FILE)
+    kinds = [kind for kind, pairs in HARD_KINDS for _ in range(2 * pairs)]
+    if len(kinds) != len(queries):
+        raise SystemExit(f"HARD_KINDS counts {len(kinds)} queries, queries_hard.tsv has {len(queries)}")
+    return {query.text: kind for query, kind in zip(queries, kinds, strict=True)}
 
 
 class MemoryIndex:
@@ -180,7 +191,8 @@ async def main() -> None:
         help="dev, test, fresh, hard-tune, hard-frozen (never tune on it), all, or several joined by commas",
     )
     parser.add_argument("--grid", action="store_true", help="search fusion and field weights on the split")
-    parser.add_argument("--show", type=int, default=0, help="print the N worst hybrid queries")
+    parser.add_argument("--show", type=int, default=0, help="print the N worst hybrid queries (never hard-frozen's)")
+    parser.add_argument("--kinds", action="store_true", help="hybrid NDCG@10 per kind of hard query, per hard split")
     args = parser.parse_args()
 
     catalog = judge.load_catalog()
@@ -216,8 +228,19 @@ async def main() -> None:
                         part = [row for row in rows if row["query"].split == split]
                         ndcg, recall = mean(part, "ndcg"), mean(part, "recall")
                         print(f"  {split:12s} {len(part):4d} ndcg@10 {ndcg:.4f}  recall@50 {recall:.4f}")
+                    if mode == "hybrid" and args.kinds:
+                        kind_of = hard_kinds()
+                        for split in ("hard-tune", "hard-frozen"):
+                            part = [row for row in rows if row["query"].split == split]
+                            figures = [
+                                f"{kind} {mean([r for r in part if kind_of[r['query'].text] == kind], 'ndcg'):.3f}"
+                                for kind, _ in HARD_KINDS
+                            ]
+                            if part:
+                                print(f"  per kind, {split}: " + ", ".join(figures))
                     if mode == "hybrid" and args.show:
-                        for row in sorted(rows, key=lambda r: r["ndcg"])[: args.show]:
+                        seen = [row for row in rows if row["query"].split != "hard-frozen"]  # frozen: never studied
+                        for row in sorted(seen, key=lambda r: r["ndcg"])[: args.show]:
                             top = [catalog[pid].name for pid in row["ranked"][:3] if pid in catalog]
                             print(f"  {row['ndcg']:.3f} {row['query'].text!r} -> {top}")
         finally:
