@@ -75,7 +75,7 @@ class RecommendPipeline:
     cache_ttl: int = 120
     cache_enabled: bool = True
     observe: Callable[[str, float], None] = field(default=lambda stage, seconds: None)
-    _popular: tuple[float, list[tuple[int, float]]] | None = None
+    _popular: tuple[float, list[tuple[int, float]]] | None = None  # (computed at, cold-start pool)
 
     async def recommend(self, request: RecommendRequest) -> RecommendResponse:
         started = time.perf_counter()
@@ -172,20 +172,16 @@ class RecommendPipeline:
     async def _cold_start(
         self, filters: SearchFilters | None, request: RecommendRequest, exclude: set[int]
     ) -> tuple[list[ProductResult], int]:
-        popular = await self._popularity()
-        if len(popular) < COLD_START_POOL:  # too little traffic yet: the catalog's best products fill in
-            seen = {pid for pid, _ in popular}
-            best = await self.best_products(COLD_START_POOL)
-            popular = popular + [(pid, 0.0) for pid in best if pid not in seen]
-        ranked = popular
+        ranked = await self._cold_start_pool()
         candidates = [(pid, score) for pid, score in ranked if pid not in exclude]
         rows = await self.catalog.fetch([pid for pid, _ in candidates])
         eligible = [(pid, score) for pid, score in candidates if pid in rows and matches(rows[pid], filters)]
         page = eligible[request.offset : request.offset + request.limit]
         return [product_result(rows[pid], score=score) for pid, score in page], len(eligible)
 
-    async def _popularity(self) -> list[tuple[int, float]]:
-        """Popular products, recomputed at most once a minute per process."""
+    async def _cold_start_pool(self) -> list[tuple[int, float]]:
+        """Popular products, then (too little traffic yet) the catalog's best to fill the pool; recomputed at
+        most once a minute per process: the two queries behind it cost more than the rest of a cold start."""
         now = time.time()
         if self._popular is not None and now - self._popular[0] < POPULARITY_TTL_S:
             return self._popular[1]
@@ -193,6 +189,10 @@ class RecommendPipeline:
             since=datetime.now(UTC) - POPULARITY_WINDOW, limit=POPULARITY_EVENTS
         )
         ranked = popular_products(events, now=now)[:COLD_START_POOL]
+        if len(ranked) < COLD_START_POOL:
+            seen = {pid for pid, _ in ranked}
+            best = await self.best_products(COLD_START_POOL)
+            ranked = ranked + [(pid, 0.0) for pid in best if pid not in seen]
         self._popular = (now, ranked)
         return ranked
 
