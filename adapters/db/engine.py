@@ -6,47 +6,77 @@ when that loop ends: in the service, in an async startup hook; in the CLI, insid
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from domain.settings import Settings
+
+IDLE_PING_S = 10.0  # a pooled connection unused this long is pinged before use (`ping_when_idle`)
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
     url = make_url(settings.resolved_database_url)
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(settings, url.database)
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
-        # A connection that PostgreSQL closed (restart, idle timeout) is replaced, not handed to a request.
-        pool_pre_ping=True,
         connect_args={"server_settings": {"application_name": "vitrine"}},
     )
+    ping_when_idle(engine)
+    return engine
 
 
 def create_read_engine(settings: Settings, writer: AsyncEngine) -> AsyncEngine:
     """The engine for queries that only read (product rows, keyword search, counts): on PostgreSQL its
-    connections are in autocommit, so a read is its one statement. Through the writer's engine a read is six round
-    trips: the pool's liveness ping inside BEGIN/ROLLBACK (SQLAlchemy wraps it so for pgbouncer's transaction
-    mode), then BEGIN, the query and the ROLLBACK that resets the connection; in autocommit, the ping and the
-    query. SQLite has no round trips to save: its reads use the writer's engine."""
+    connections are in autocommit, so a read is its one statement. Through the writer's engine a read is three
+    round trips: BEGIN, the query and the ROLLBACK that resets the connection. SQLite has no round trips to save:
+    its reads use the writer's engine."""
     url = make_url(settings.resolved_database_url)
     if url.get_backend_name() == "sqlite":
         return writer
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         isolation_level="AUTOCOMMIT",
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
-        pool_pre_ping=True,
         connect_args={"server_settings": {"application_name": "vitrine-reads"}},
     )
+    ping_when_idle(engine)
+    return engine
+
+
+def ping_when_idle(engine: AsyncEngine, *, idle_s: float = IDLE_PING_S) -> None:
+    """Ping a pooled connection before handing it out only when it sat unused for `idle_s` or longer.
+
+    A connection PostgreSQL closed (restart, failover, idle timeout) is then replaced, not handed to a request,
+    as SQLAlchemy's `pool_pre_ping` does; but that pings at every checkout, a round trip (three on the writer:
+    BEGIN, the ping, ROLLBACK) and 7% of the API worker's CPU under the shop's mix (py-spy). A connection
+    used within `idle_s` is trusted: if the server dropped it meanwhile, that one request fails (503,
+    retryable) and SQLAlchemy, seeing the disconnect, discards every connection in the pool, so the next
+    requests connect afresh."""
+
+    def note_checkin(dbapi_connection: Any, record: Any) -> None:
+        record.info["checked_in_at"] = time.monotonic()
+
+    def ping_if_idle(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        checked_in_at = record.info.get("checked_in_at")
+        if checked_in_at is None or time.monotonic() - checked_in_at < idle_s:
+            return  # new, or used a moment ago
+        try:
+            dbapi_connection.ping()
+        except Exception as exc:
+            raise DisconnectionError(f"pooled connection is gone: {exc}") from exc  # the pool connects anew
+
+    event.listen(engine.sync_engine, "checkin", note_checkin)
+    event.listen(engine.sync_engine, "checkout", ping_if_idle)
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
