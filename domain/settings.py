@@ -96,8 +96,8 @@ class Settings(BaseSettings):
     encoder_workers: int = Field(1, ge=1, le=16)
     # Per API worker and runner: a request's encoder or index call goes out at once while fewer than this many
     # are out; requests arriving meanwhile share the next call (adapters/coalesce.py InFlightBatcher). 0: one
-    # call per request.
-    runner_calls_in_flight: int = Field(0, ge=0, le=64)
+    # call per request (README "Runner calls shared under load").
+    runner_calls_in_flight: int = Field(1, ge=0, le=64)
     # runners/batching.py: "vitrine" holds a batch only when the arrival rate says it will fill, and never after
     # a burst (BentoML #3630/#3664); "stock" leaves BentoML's dispatcher as it is (for A/B runs).
     batching_policy: Literal["vitrine", "stock"] = "vitrine"
