@@ -156,8 +156,23 @@ def _batch_histogram(metrics: str, method: str) -> tuple[float, float]:
     return total, single
 
 
+def _text_batches(metrics: str) -> tuple[float, float]:
+    """(model batches, batches of one text) the encoder ran: `vitrine_encoder_batch_size` counts texts per batch,
+    whether they came as one request's list (an API worker's shared call) or merged by adaptive batching."""
+    total = single = 0.0
+    for line in metrics.splitlines():
+        if not line.startswith("vitrine_encoder_batch_size") or 'tower="text"' not in line:
+            continue
+        value = float(line.rsplit(" ", 1)[1])
+        if line.startswith("vitrine_encoder_batch_size_count"):
+            total += value
+        elif "_bucket" in line and re.search(r'le="1(\.0)?"', line):
+            single += value
+    return total, single
+
+
 def test_concurrent_requests_form_encoder_batches(stack):
-    before_total, before_single = _batch_histogram(stack.metrics(), "encode_text")
+    before_total, before_single = _text_batches(stack.metrics())
 
     async def burst() -> list[int]:
         async with httpx.AsyncClient(base_url=stack.url, timeout=60, headers={"X-API-Key": API_KEY}) as client:
@@ -168,7 +183,7 @@ def test_concurrent_requests_form_encoder_batches(stack):
             return [r.status_code for r in await asyncio.gather(*requests)]
 
     assert asyncio.run(burst()) == [200] * 32
-    total, single = _batch_histogram(stack.metrics(), "encode_text")
+    total, single = _text_batches(stack.metrics())
     batches = total - before_total
     assert 0 < batches < 32, f"32 concurrent queries ran as {batches} encoder batches"
     assert (total - single) > (before_total - before_single), "no encoder batch larger than one"
