@@ -4,7 +4,7 @@ Callers hold it with `bentoml.depends(TextImageEncoder)` and always send a batch
 
     vectors = await self.encoder.to_async.encode_text(["black heels", "denim jacket"])  # (2, dim) float32
     vectors = await self.encoder.to_async.encode_image([pil_image])                      # (1, dim) float32
-    facts = await self.encoder.to_async.info()  # {"family", "model_tag", "dim", "has_image_tower", "device"}
+    facts = await self.encoder.to_async.info()  # {"family", "model_tag", "dim", "has_image_tower", "device", ...}
 
 Rows are L2-normalised (runners/encoder_model.py). BentoML merges concurrent requests into one model call of at
 most ENCODER_MAX_BATCH_SIZE items, waiting at most ENCODER_MAX_LATENCY_MS; past that deadline its dispatcher
@@ -72,7 +72,9 @@ class TextImageEncoder:
         current = get_settings()
         # Workers share the cores: each gets its part, so they do not oversubscribe them.
         threads = max(1, available_cpus() // current.encoder_workers)
-        self.encoder: Encoder = load_encoder(self.model, device=current.encoder_device, num_threads=threads)
+        self.encoder: Encoder = load_encoder(
+            self.model, device=current.encoder_device, num_threads=threads, int8_text=current.encoder_int8_text
+        )
         self.encoder.encode_text(["warm up"])  # first call pays lazy kernel setup; keep it out of requests
 
     @bentoml.api(
@@ -104,6 +106,7 @@ class TextImageEncoder:
             "dim": self.encoder.dim,
             "has_image_tower": self.encoder.has_image_tower,
             "device": self.encoder.device,
+            "int8_text": getattr(self.encoder, "int8_text", False),  # runners/encoder_model.py: kept or not
             "batching_policy": "vitrine" if batching.is_applied() else "stock",  # runners/batching.py
         }
 

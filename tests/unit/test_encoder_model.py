@@ -169,6 +169,30 @@ def test_a_text_gets_the_same_vector_in_any_batch(tiny: Encoder) -> None:
     np.testing.assert_array_equal(tiny.encode_text(MIXED_TEXTS), tiny.encode_text(MIXED_TEXTS))
 
 
+def test_an_int8_text_tower_is_kept_when_it_agrees_with_float32(
+    tiny_tag: str, tiny: Encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("runners.encoder_model.INT8_MIN_COSINE", -1.0)  # any agreement passes the check
+    int8 = load_encoder(tiny_tag, device="cpu", int8_text=True)
+    assert getattr(int8, "int8_text", None) is True
+    quantized, reference = int8.encode_text(MIXED_TEXTS), tiny.encode_text(MIXED_TEXTS)
+    assert_unit_rows(quantized, len(MIXED_TEXTS), 32)
+    assert not np.allclose(quantized, reference, atol=1e-6)  # the int8 tower really runs
+    assert (quantized * reference).sum(axis=1).min() > 0.9
+    # the image tower is untouched
+    image = Image.new("RGB", (40, 40), "red")
+    np.testing.assert_allclose(int8.encode_images([image]), tiny.encode_images([image]), atol=1e-6)
+
+
+def test_an_int8_text_tower_that_disagrees_is_dropped_at_load(
+    tiny_tag: str, tiny: Encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("runners.encoder_model.INT8_MIN_COSINE", 1.01)  # no agreement can pass
+    fallback = load_encoder(tiny_tag, device="cpu", int8_text=True)
+    assert getattr(fallback, "int8_text", None) is False
+    np.testing.assert_allclose(fallback.encode_text(MIXED_TEXTS), tiny.encode_text(MIXED_TEXTS), atol=1e-6)
+
+
 def test_image_vectors_are_unit_length_for_any_size_and_mode(tiny: Encoder) -> None:
     rng = np.random.default_rng(0)
     images = [
