@@ -76,7 +76,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         except (TimeoutError, RuntimeError) as exc:
             pytest.fail(f"{exc}:\n{log_tail(log)}")
         with BentoMLContainer.model_store.patch(ModelStore(home / "models")):
-            reference = load_encoder(tag, device="cpu")
+            reference = load_encoder(tag, device="cpu", int8_text=True)  # as the service loads it by default
         yield Served(url=url, model_tag=tag, reference=reference)
     finally:
         stop_process_group(process)
@@ -119,6 +119,7 @@ def test_info_describes_the_served_model(served: Served) -> None:
         "dim": 32,
         "has_image_tower": True,
         "device": "cpu",
+        "int8_text": served.reference.int8_text,  # whichever the load-time check chose, the same both ways
         "batching_policy": "vitrine",
     }
 
