@@ -83,7 +83,7 @@ class Coalescer(Generic[T, R]):
 
     async def _deliver(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         async with self._one_at_a_time:
-            await _deliver(self._run_batch, batch)
+            await _run_and_answer(self._run_batch, batch)
 
 
 class InFlightBatcher(Generic[T, R]):
@@ -137,13 +137,13 @@ class InFlightBatcher(Generic[T, R]):
 
     async def _deliver(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         try:
-            await _deliver(self._run_batch, batch)
+            await _run_and_answer(self._run_batch, batch)
         finally:
             self._in_flight -= 1
             self._send_while_free()
 
 
-async def _deliver(
+async def _run_and_answer(
     run_batch: Callable[[list[T]], Awaitable[list[R | Exception]]], batch: list[tuple[T, asyncio.Future[R]]]
 ) -> None:
     """Run one list and hand each caller its own result (or the call's exception)."""
