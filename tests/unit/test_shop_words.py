@@ -11,9 +11,8 @@ from adapters.shop_words import LEXICON_FILE, shop_words
 from domain.api_models import SearchRequest
 from domain.lexical import KeywordHits, KeywordQuery, Vocabulary
 from domain.query_understanding import understand
-from domain.search import SearchPipeline
 from domain.shop_words import CATEGORY, ShopWords, lemma_words
-from tests.unit.fakes import FakeCache, FakeCatalog, FakeEncoder, FakeIndex, catalog_rows
+from tests.unit.test_search_pipeline import make_pipeline
 
 # A hierarchy in miniature, laid out as the extract is: id -> lemmas, which sense of each lemma, parents.
 SYNSETS = {
@@ -153,20 +152,8 @@ class RecordingKeywords:
 
 
 async def test_search_asks_the_keyword_leg_for_the_kind():
-    vectors, prices, rows = catalog_rows(20)
-    index = FakeIndex(vectors, prices)
     keywords = RecordingKeywords()
-    pipeline = SearchPipeline(
-        encoder=FakeEncoder(),
-        index=index,
-        catalog=FakeCatalog(rows),
-        cache=FakeCache(),
-        model_tag=lambda: "m",
-        index_version=lambda: index.version,
-        keywords=keywords,
-        shop_words=LEXICON,
-        cache_enabled=False,
-    )
+    pipeline, *_ = make_pipeline(20, keywords=keywords, shop_words=LEXICON, cache_enabled=False)
     await pipeline.search(SearchRequest(query="haversack", limit=5))
     assert [forms(query) for query in keywords.queries] == [[("backpack", "backpacks")]]
 
