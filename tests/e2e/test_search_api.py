@@ -142,33 +142,29 @@ def test_black_heels_are_black(stack):
     assert sum(r["colour"] == "Black" for r in results) >= 3, [(r["product_name"], r["colour"]) for r in results]
 
 
-def _batch_histogram(metrics: str, method: str) -> tuple[float, float]:
-    """(observations, observations of batch size 1) of the encoder's adaptive batching histogram."""
+def _count_and_ones(metrics: str, histogram: str, label: str) -> tuple[float, float]:
+    """(observations, observations of 1) of a Prometheus histogram's series carrying `label`."""
     total = single = 0.0
     for line in metrics.splitlines():
-        if "adaptive_batch_size" not in line or f'method_name="{method}"' not in line:
+        if not line.startswith(histogram) or label not in line:
             continue
         value = float(line.rsplit(" ", 1)[1])
-        if line.startswith("bentoml_service_adaptive_batch_size_count"):
+        if line.startswith(f"{histogram}_count"):
             total += value
-        elif "_bucket" in line and re.search(r'le="1(\.0)?"', line):
+        elif line.startswith(f"{histogram}_bucket") and re.search(r'le="1(\.0)?"', line):
             single += value
     return total, single
+
+
+def _batch_histogram(metrics: str, method: str) -> tuple[float, float]:
+    """(batches, batches of one request) of a runner method's adaptive batching (BentoML counts requests)."""
+    return _count_and_ones(metrics, "bentoml_service_adaptive_batch_size", f'method_name="{method}"')
 
 
 def _text_batches(metrics: str) -> tuple[float, float]:
     """(model batches, batches of one text) the encoder ran: `vitrine_encoder_batch_size` counts texts per batch,
     whether they came as one request's list (an API worker's shared call) or merged by adaptive batching."""
-    total = single = 0.0
-    for line in metrics.splitlines():
-        if not line.startswith("vitrine_encoder_batch_size") or 'tower="text"' not in line:
-            continue
-        value = float(line.rsplit(" ", 1)[1])
-        if line.startswith("vitrine_encoder_batch_size_count"):
-            total += value
-        elif "_bucket" in line and re.search(r'le="1(\.0)?"', line):
-            single += value
-    return total, single
+    return _count_and_ones(metrics, "vitrine_encoder_batch_size", 'tower="text"')
 
 
 def test_concurrent_requests_form_encoder_batches(stack):
