@@ -35,7 +35,7 @@ class GatheredEncoder:
 
     def __init__(self, client: EncoderClient, *, max_batch: int) -> None:
         self._client = client
-        self.texts: Coalescer[str, Vector] = Coalescer(client.encode_texts, max_batch=max_batch)  # type: ignore[arg-type]
+        self.texts: Coalescer[str, Vector] = Coalescer(client.encode_texts, max_batch=max_batch)
 
     async def encode_text(self, text: str) -> Vector:
         return await self.texts(text)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -32,7 +32,7 @@ R = TypeVar("R")
 class Coalescer(Generic[T, R]):
     def __init__(
         self,
-        run_batch: Callable[[list[T]], Awaitable[list[R | Exception]]],
+        run_batch: Callable[[list[T]], Awaitable[Sequence[R | Exception]]],
         *,
         # The items of a bulk request reach the runner a few ms apart (each reads the cache first), more on a busy
         # box; a bulk job waits seconds anyway, so a generous window costs nothing and saves runner calls.
@@ -103,7 +103,7 @@ class InFlightBatcher(Generic[T, R]):
 
     def __init__(
         self,
-        run_batch: Callable[[list[T]], Awaitable[list[R | Exception]]],
+        run_batch: Callable[[list[T]], Awaitable[Sequence[R | Exception]]],
         *,
         max_in_flight: int,
         max_batch: int,
@@ -115,7 +115,6 @@ class InFlightBatcher(Generic[T, R]):
         self._max_batch = max_batch
         self._waiting: list[tuple[T, asyncio.Future[R]]] = []
         self._in_flight = 0
-        self.batches_sent = 0  # for tests: how many runner calls were made
 
     async def __call__(self, item: T) -> R:
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
@@ -130,7 +129,6 @@ class InFlightBatcher(Generic[T, R]):
             if not batch:
                 continue
             self._in_flight += 1
-            self.batches_sent += 1
             task = asyncio.create_task(self._deliver(batch))
             _running.add(task)
             task.add_done_callback(_running.discard)
@@ -144,7 +142,7 @@ class InFlightBatcher(Generic[T, R]):
 
 
 async def _run_and_answer(
-    run_batch: Callable[[list[T]], Awaitable[list[R | Exception]]], batch: list[tuple[T, asyncio.Future[R]]]
+    run_batch: Callable[[list[T]], Awaitable[Sequence[R | Exception]]], batch: list[tuple[T, asyncio.Future[R]]]
 ) -> None:
     """Run one list and hand each caller its own result (or the call's exception)."""
     try:

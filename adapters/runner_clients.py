@@ -78,7 +78,7 @@ class EncoderClient:
             else self._encode_alone
         )
 
-    async def _encode_batch(self, texts: list[str]) -> list[Vector | Exception]:
+    async def _encode_batch(self, texts: list[str]) -> list[Vector]:
         vectors = await call_runner(
             self.guard, lambda: self._runner.to_async.encode_text(texts), deadline_scale=bulk_deadline_scale(texts)
         )
@@ -86,7 +86,6 @@ class EncoderClient:
 
     async def _encode_alone(self, text: str) -> Vector:
         [vector] = await self._encode_batch([text])
-        assert not isinstance(vector, Exception)  # _encode_batch answers vectors or raises
         return vector
 
     async def info(self) -> dict[str, Any]:
@@ -124,13 +123,8 @@ class EncoderClient:
         missing = sorted({text for text, vector in zip(texts, found, strict=True) if vector is None})
         if missing:
             started = time.perf_counter()
-            vectors = await call_runner(
-                self.guard,
-                lambda: self._runner.to_async.encode_text(missing),
-                deadline_scale=bulk_deadline_scale(missing),
-            )
+            encoded = await self._encode_batch(missing)
             self._observe("encode_many", time.perf_counter() - started)
-            encoded = np.asarray(vectors, dtype=np.float32)
             fresh = dict(zip(missing, encoded, strict=True))
             found = [fresh[text] if vector is None else vector for text, vector in zip(texts, found, strict=True)]
             if keys and self._cache_enabled:
@@ -180,15 +174,14 @@ class IndexClient:
             else self._search_alone
         )
 
-    async def _search_batch(self, queries: list[IndexQuery]) -> list[IndexResult | Exception]:
+    async def _search_batch(self, queries: list[IndexQuery]) -> list[IndexResult]:
         results: list[IndexResult] = await call_runner(
             self.guard, lambda: self._runner.to_async.search(queries), deadline_scale=bulk_deadline_scale(queries)
         )
-        return list(results)
+        return results
 
     async def _search_alone(self, query: IndexQuery) -> IndexResult:
         [result] = await self._search_batch([query])
-        assert not isinstance(result, Exception)  # _search_batch answers results or raises
         return result
 
     async def search(self, vector: Vector, *, k: int, filters: SearchFilters | None) -> IndexHits:
@@ -210,9 +203,7 @@ class IndexClient:
             IndexQuery(vector=np.asarray(vector, dtype=np.float32).tolist(), k=k, filters=filters)
             for vector, k, filters in queries
         ]
-        results = await call_runner(
-            self.guard, lambda: self._runner.to_async.search(batch), deadline_scale=bulk_deadline_scale(batch)
-        )
+        results = await self._search_batch(batch)
         answers: list[IndexHits | VitrineError] = []
         for result in results:
             if result.error:
