@@ -51,7 +51,6 @@ class Synset:
     lemmas: tuple[str, ...]  # as query words
     senses: tuple[int, ...]  # per lemma, which of its noun senses this is (1: its commonest)
     hypernyms: tuple[str, ...]  # ids of its parents within the file
-    gloss: str = ""
 
 
 class ShopWords:
@@ -77,7 +76,8 @@ class ShopWords:
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> ShopWords:
         """From adapters/shop_words.json's layout: {"synsets": {id: {lemmas, senses, hypernyms, gloss}},
-        "exceptions": {inflected: [lemma...]}}; a lemma written two ways in one synset counts once."""
+        "exceptions": {inflected: [lemma...]}}; a lemma written two ways in one synset counts once. The gloss is
+        there for people reading the file: nothing here reads it."""
         synsets = {}
         for synset_id, entry in data["synsets"].items():
             pairs = dict.fromkeys(
@@ -87,7 +87,6 @@ class ShopWords:
                 lemmas=tuple(lemma for lemma, _ in pairs),
                 senses=tuple(sense for _, sense in pairs),
                 hypernyms=tuple(str(parent) for parent in entry.get("hypernyms", ())),
-                gloss=str(entry.get("gloss", "")),
             )
         return cls(synsets, data.get("exceptions", {}))
 
@@ -126,10 +125,6 @@ class ShopWords:
                 visited.update(level)
             out.append(levels)
         return out
-
-    def gloss(self, phrase: str) -> str:
-        form = self.base_form(phrase)
-        return "" if form is None else self._synsets[self._senses[form][0][1]].gloss
 
     def _names(self, synset_id: str) -> list[str]:
         return [lemma for lemma in self._synsets[synset_id].lemmas if self._senses[lemma][0][1] == synset_id]
