@@ -81,6 +81,7 @@ class Encoder(Protocol):
     dim: int
     has_image_tower: bool
     device: str
+    int8_text: bool  # whether the text tower runs in int8 (see the module doc)
 
     def encode_text(self, texts: list[str]) -> np.ndarray:
         """(len(texts), dim) float32, each row L2-normalised."""
@@ -356,6 +357,7 @@ class MiniLMEncoder:
 
     family: Family = "minilm"
     has_image_tower = False
+    int8_text = False  # not offered: its int8 vectors fell below the bound (module doc)
 
     def __init__(self, model_dir: Path, *, model_tag: str, device: str = "cpu") -> None:
         # The directory is complete; never let transformers or the hub reach for the network.

@@ -106,7 +106,7 @@ class TextImageEncoder:
             "dim": self.encoder.dim,
             "has_image_tower": self.encoder.has_image_tower,
             "device": self.encoder.device,
-            "int8_text": getattr(self.encoder, "int8_text", False),  # runners/encoder_model.py: kept or not
+            "int8_text": self.encoder.int8_text,  # runners/encoder_model.py: kept or not
             "batching_policy": "vitrine" if batching.is_applied() else "stock",  # runners/batching.py
         }
 
