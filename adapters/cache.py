@@ -63,6 +63,13 @@ async def within(timeout_s: float, call: Callable[[], Awaitable[T]]) -> T:
         deadline = min(now + overrun, started + MAX_WAIT_S)
 
 
+def reconnect_once() -> dict[str, Any]:
+    """redis-py client options, for every Redis client vitrine makes: a pooled connection that Redis closed (a
+    restart, an idle timeout) fails its next command with ConnectionError, which is then tried once more on a new
+    connection. Commands under WATCH are not retried (redis-py raises instead), so a transaction never runs twice."""
+    return {"retry": Retry(NoBackoff(), retries=1), "retry_on_error": [RedisConnectionError]}
+
+
 class Cache:
     def __init__(self, client: Redis, *, backend: str, timeout_s: float = 0.25, enabled: bool = True) -> None:
         self.client = client
@@ -85,11 +92,7 @@ class Cache:
             socket_connect_timeout=timeout_s,
             retry_on_timeout=False,
             health_check_interval=0,
-            # A pooled connection that Redis closed (a restart, an idle timeout) fails its next command with
-            # ConnectionError: tried once more on a new connection, not a breaker opened for everyone. Commands
-            # under WATCH are not retried (redis-py raises instead), so a transaction never runs twice.
-            retry=Retry(NoBackoff(), retries=1),
-            retry_on_error=[RedisConnectionError],
+            **reconnect_once(),  # not a breaker opened for everyone after a Redis restart
         )
         return cls(client, backend="redis", timeout_s=timeout_s, enabled=enabled)
 

@@ -31,12 +31,10 @@ import time
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from adapters.cache import reconnect_once
 from adapters.http_errors import send_json
 from domain.errors import InvalidRequest, TooManyRequests
 from domain.token_bucket import Decision, Limit, LocalBuckets
@@ -100,10 +98,7 @@ class RedisBuckets:
                 socket_timeout=max(self._timeout_s, REDIS_MIN_TIMEOUT_S),
                 socket_connect_timeout=max(self._timeout_s, REDIS_MIN_TIMEOUT_S),
                 retry_on_timeout=False,
-                # As the cache's client (adapters/cache.py): a connection Redis closed is replaced once, rather
-                # than every worker limiting on its own for a second after a Redis restart.
-                retry=Retry(NoBackoff(), retries=1),
-                retry_on_error=[RedisConnectionError],
+                **reconnect_once(),  # not every worker limiting on its own for a second after a Redis restart
             )
             self._script = self._client.register_script(TAKE_SCRIPT)
         return self._script
