@@ -4,6 +4,8 @@ before use when it sat idle; one used a moment ago costs its one request, and th
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 
 import pytest
 import sqlalchemy as sa
@@ -62,9 +64,8 @@ async def test_an_idle_connection_that_is_alive_is_kept(engines, monkeypatch):
     assert await backend_pid(engine) == first
 
 
-def _later(seconds: float):  # type: ignore[no-untyped-def]
-    import time
-
+def _later(seconds: float) -> Callable[[], float]:
+    """time.monotonic, `seconds` on: every pooled connection looks that long idle (asyncio's clock moves alike)."""
     real = time.monotonic
     return lambda: real() + seconds
 
