@@ -4,9 +4,10 @@ Shoppers write 'cagoule', 'haversack', 'sundress' or 'canteen'; the catalog says
 Water Bottle. A dictionary knows what each is a kind of: a cagoule is a parka, a kind of jacket. `ShopWords`
 holds the parts of WordNet's noun hierarchy a shop sells from (clothing, footwear, bags, jewellery, sports
 equipment, bottles...; adapters/shop_words.py loads them, loadtests/relevance/build_shop_words.py extracts them
-from WordNet 3.0, so no entry is typed in here). `kinds(phrase)` gives the phrase's own synonyms and then its
-ancestors' lemmas, nearest first: 'cagoule' -> [], [parka, windbreaker, windcheater, anorak], [jacket], [coat];
-query understanding (domain/query_understanding.py) keeps the nearest of those the catalog has.
+from WordNet 3.0, and regional names from Unicode CLDR's emoji keywords, so no entry is typed in here).
+`kinds(phrase)` gives the phrase's own synonyms and then its ancestors' lemmas, nearest first: 'cagoule' -> [],
+[parka, windbreaker, windcheater, anorak], [jacket], [coat]; query understanding (domain/query_understanding.py)
+keeps the nearest of those the catalog has.
 
 Which meaning: a word's senses among those a shop sells are offered commonest first (WordNet orders a lemma's
 senses by how often they were met in its tagged texts): 'pocketbook' is a wallet, then a handbag; query
@@ -34,7 +35,7 @@ from typing import Any
 
 CATEGORY = 100  # kinds under a synset from which it is a category, not a product (garment has 271, coat 53)
 # WordNet's detachment rules for nouns (morphy): an ending, and what replaces it.
-_NOUN_ENDINGS = (("s", ""), ("ses", "s"), ("xes", "x"), ("zes", "z"), ("ches", "ch"), ("shes", "sh"), ("men", "man"),
+NOUN_ENDINGS = (("s", ""), ("ses", "s"), ("xes", "x"), ("zes", "z"), ("ches", "ch"), ("shes", "sh"), ("men", "man"),
                  ("ies", "y"))  # fmt: skip
 _WORD = re.compile(r"[a-z0-9]+")
 _POSSESSIVE = re.compile(r"'s?\b")
@@ -98,7 +99,7 @@ class ShopWords:
         head, _, last = phrase.rpartition(" ")
         prefix = f"{head} " if head else ""
         candidates = [phrase, *(prefix + base for base in self._exceptions.get(last, ()))]
-        for ending, replacement in _NOUN_ENDINGS:
+        for ending, replacement in NOUN_ENDINGS:
             if last.endswith(ending) and len(last) > len(ending) + 1:
                 candidates.append(prefix + last[: -len(ending)] + replacement)
         return next((form for form in candidates if form in self._senses), None)

