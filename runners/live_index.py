@@ -111,5 +111,6 @@ class LiveIndex:
             "size": index.size,
             "dim": index.dim,
             "kind": index.kind,
+            "ef_search": index.tuning.ef_search if index.kind == "hnsw" else None,
             "created_at": index.manifest.created_at,
         }

@@ -72,6 +72,17 @@ HNSW_M = 32
 # Build time grows about linearly with efConstruction: at 64, 1M x 512 takes ~6 min on 2 free cores (12 on
 # the shared box); the recall target is then met at search time by efSearch (loadtests/bench_index.py).
 HNSW_EF_CONSTRUCTION = 64
+# efSearch is chosen per index when it is built (`calibrate_ef_search`): the smallest of these whose recall is
+# within EF_RECALL_SLACK of the top one's (SearchTuning's default, measured right for 1M) on sample queries. A
+# graph's recall levels off at an efSearch that grows with the catalog: at 100k x 512 it is flat from ~96 on,
+# where 256 costs 2.5x the CPU for no recall (loadtests/README.md).
+EF_LADDER = (32, 48, 64, 96, 128, 192, 256)
+EF_RECALL_SLACK = 0.005
+CALIBRATION_QUERIES = 200
+# Sample queries are stored vectors moved by Gaussian noise of this scale per dimension (cosine ~0.65 to their
+# product at 512-d): a shopper's query lies near products without being one; the vectors themselves would be
+# found at once and flatter a small efSearch.
+CALIBRATION_NOISE = 0.05
 NORM_TOLERANCE = 1e-3
 ADD_CHUNK_ROWS = 50_000
 
@@ -84,7 +95,8 @@ class SearchTuning:
     # A scattered 512-d row costs ~0.45 us to score on the 2-core box (memory latency, not arithmetic; no
     # layout of the vectors serves every filter), so 12k rows is ~5 ms: the most the budget allows.
     exact_subset_max_rows: int = 12_000
-    # HNSW efSearch for unfiltered queries (raised to k when k is larger): recall@10 ~0.96 at 1M.
+    # HNSW efSearch for unfiltered queries (raised to k when k is larger): recall@10 ~0.96 at 1M. An index
+    # built with a calibrated efSearch (Manifest.ef_search) uses that instead, unless a tuning is given.
     ef_search: int = 256
     # Filtered HNSW: efSearch = ef_per_result * k / matching_fraction, at least ef_search, at most ef_max.
     # Only matching nodes may enter the results, so the beam must widen as they thin out.
@@ -122,6 +134,10 @@ class Manifest:
     content_hash: str
     hnsw_m: int | None = None
     ef_construction: int | None = None
+    # The efSearch calibrated at build time and its recall@10 on the sample queries (HNSW only; None for flat
+    # indexes and for builds older than the calibration, which search with SearchTuning's default).
+    ef_search: int | None = None
+    ef_search_recall: float | None = None
     # What the index was built from (model + each product's content hash), for `index build --if-stale`.
     catalog_fingerprint: str | None = None
     format: int = FORMAT_VERSION
@@ -449,6 +465,7 @@ class VectorIndex:
             index.add(chunk)
             if progress is not None:
                 progress(begin + len(chunk), n)
+        ef_search, ef_recall = calibrate_ef_search(index, vectors) if kind == "hnsw" and n else (None, None)
         manifest = Manifest(
             version="",
             model_tag=model_tag,
@@ -460,9 +477,11 @@ class VectorIndex:
             content_hash="",
             hnsw_m=hnsw_m if kind == "hnsw" else None,
             ef_construction=ef_construction if kind == "hnsw" else None,
+            ef_search=ef_search,
+            ef_search_recall=ef_recall,
             catalog_fingerprint=catalog_fingerprint,
         )
-        return cls(id_array, vectors, attributes, index, manifest, tuning or SearchTuning())
+        return cls(id_array, vectors, attributes, index, manifest, tuning or _tuning_for(manifest))
 
     # --- searching ---
     def search(self, query: np.ndarray, *, k: int, filters: SearchFilters | None = None) -> SearchHits:
@@ -681,7 +700,7 @@ class VectorIndex:
         index = faiss.read_index(str(path / "index.faiss"), faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY)
         if vectors.shape != (manifest.size, manifest.dim) or len(ids) != manifest.size:
             raise ValueError(f"{path}: files disagree with manifest.json (size {manifest.size}, dim {manifest.dim})")
-        return cls(ids, vectors, attributes, index, manifest, tuning or SearchTuning(), path)
+        return cls(ids, vectors, attributes, index, manifest, tuning or _tuning_for(manifest), path)
 
     def warm(self) -> None:
         """Page in the memory-mapped vectors and the top of the graph before serving.
@@ -702,6 +721,48 @@ class VectorIndex:
         if version is None:
             raise FileNotFoundError(f"no index version is CURRENT under {root}")
         return cls.load(Path(root) / version, tuning=tuning)
+
+
+# --- efSearch calibration ---------------------------------------------------------------------------------
+
+
+def calibrate_ef_search(index: Any, vectors: np.ndarray, *, k: int = 10, seed: int = 0) -> tuple[int, float]:
+    """The smallest efSearch of EF_LADDER whose recall@k on sample queries is within EF_RECALL_SLACK of the
+    ladder's top, with that recall. Exact answers come from a brute-force scan of `vectors` (a few seconds at
+    1M x 512); the graph is searched once per rung."""
+    n, dim = vectors.shape
+    rng = np.random.default_rng(seed)
+    picked = np.sort(rng.choice(n, size=min(CALIBRATION_QUERIES, n), replace=False))
+    queries = np.asarray(vectors[picked], dtype=np.float32)
+    queries += rng.normal(0.0, CALIBRATION_NOISE, queries.shape).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    k = min(k, n)
+    exact = faiss.IndexFlatIP(dim)
+    best_scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
+    best_rows = np.zeros((len(queries), k), dtype=np.int64)
+    for begin in range(0, n, ADD_CHUNK_ROWS):  # chunk by chunk: a memmap of 1M rows is never read whole
+        exact.reset()
+        exact.add(np.ascontiguousarray(vectors[begin : begin + ADD_CHUNK_ROWS]))
+        scores, rows = exact.search(queries, k)
+        merged_scores = np.concatenate([best_scores, scores], axis=1)
+        merged_rows = np.concatenate([best_rows, rows + begin], axis=1)
+        order = np.argsort(-merged_scores, axis=1, kind="stable")[:, :k]
+        best_scores = np.take_along_axis(merged_scores, order, axis=1)
+        best_rows = np.take_along_axis(merged_rows, order, axis=1)
+    recalls = []
+    for ef in EF_LADDER:
+        _, found = index.search(queries, k, params=faiss.SearchParametersHNSW(efSearch=max(ef, k)))
+        hits = sum(len(np.intersect1d(got, want)) for got, want in zip(found, best_rows, strict=True))
+        recalls.append(hits / best_rows.size)
+    enough = recalls[-1] - EF_RECALL_SLACK
+    chosen = next(i for i, recall in enumerate(recalls) if recall >= enough)
+    return EF_LADDER[chosen], round(recalls[chosen], 4)
+
+
+def _tuning_for(manifest: Manifest) -> SearchTuning:
+    """The default tuning, with the efSearch calibrated when the index was built (if it was)."""
+    tuning = SearchTuning()
+    return replace(tuning, ef_search=manifest.ef_search) if manifest.ef_search else tuning
 
 
 # --- versions on disk -------------------------------------------------------------------------------------

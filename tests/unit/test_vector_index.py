@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -16,9 +17,12 @@ import pytest
 from domain.filters import SearchFilters
 from runners.vector_index import (
     CURRENT_FILE,
+    EF_LADDER,
+    EF_RECALL_SLACK,
     ProductAttributes,
     SearchTuning,
     VectorIndex,
+    calibrate_ef_search,
     current_version,
     list_versions,
     prune_versions,
@@ -367,6 +371,49 @@ def test_save_and_load_round_trip(tmp_path: Path, catalog: Catalog, hnsw: Vector
             )
     np.testing.assert_array_equal(loaded.vectors_for([catalog.ids[9]])[int(catalog.ids[9])], catalog.vectors[9])
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "no staging left behind"
+
+
+class _GraphThatLevelsOff:
+    """A stand-in for an HNSW graph whose recall levels off at efSearch `enough`: below it, half of each answer
+    is wrong; from it on, one answer in 200 is (so the recall's top is 0.995, not 1)."""
+
+    def __init__(self, vectors: np.ndarray, enough: int) -> None:
+        self.vectors, self.enough = vectors, enough
+        self.asked: list[int] = []
+
+    def search(self, queries: np.ndarray, k: int, *, params: Any) -> tuple[np.ndarray, np.ndarray]:
+        self.asked.append(params.efSearch)
+        rows = np.argsort(-(queries @ self.vectors.T), axis=1)[:, :k]
+        wrong = len(self.vectors) - 1 - np.arange(k)  # rows that are nobody's nearest here
+        if params.efSearch < self.enough:
+            rows[:, k // 2 :] = wrong[k // 2 :]
+        else:
+            rows[::20, 0] = wrong[0]
+        return np.zeros(rows.shape, np.float32), rows
+
+
+def test_calibration_picks_the_smallest_ef_search_within_the_slack_of_the_top(catalog: Catalog) -> None:
+    vectors = catalog.vectors[:2000]
+    graph = _GraphThatLevelsOff(vectors, enough=96)
+    ef_search, recall = calibrate_ef_search(graph, vectors)
+    assert graph.asked == list(EF_LADDER)
+    assert ef_search == 96 and recall == pytest.approx(0.995, abs=EF_RECALL_SLACK)
+
+
+def test_an_hnsw_build_searches_with_its_calibrated_ef_search(
+    tmp_path: Path, flat: VectorIndex, hnsw: VectorIndex
+) -> None:
+    assert hnsw.manifest.ef_search in EF_LADDER and (hnsw.manifest.ef_search_recall or 0) >= 0.9
+    assert hnsw.tuning.ef_search == hnsw.manifest.ef_search
+    assert flat.manifest.ef_search is None and flat.tuning == SearchTuning()
+    hnsw.save(tmp_path)
+    assert VectorIndex.load_current(tmp_path).tuning.ef_search == hnsw.manifest.ef_search
+    given = SearchTuning(ef_search=512)
+    assert VectorIndex.load_current(tmp_path, tuning=given).tuning == given  # a caller's tuning wins
+    manifest = json.loads((tmp_path / hnsw.manifest.version / "manifest.json").read_text())
+    del manifest["ef_search"], manifest["ef_search_recall"]  # built before the calibration
+    (tmp_path / hnsw.manifest.version / "manifest.json").write_text(json.dumps(manifest))
+    assert VectorIndex.load_current(tmp_path).tuning == SearchTuning()
 
 
 def test_each_save_is_a_new_current_version(tmp_path: Path, flat: VectorIndex, hnsw: VectorIndex) -> None:
