@@ -79,6 +79,7 @@ class Cache:
         self._down_until = 0.0
         self._last_answer = time.monotonic()  # the last time any operation came back
         self.last_error: str | None = None
+        self._scripts: dict[str, Any] = {}
 
     @classmethod
     def connect(cls, redis_url: str | None, *, timeout_s: float, enabled: bool = True) -> Cache:
@@ -98,6 +99,13 @@ class Cache:
 
     async def close(self) -> None:
         await self.client.aclose()
+
+    def script(self, source: str) -> Any:
+        """A Lua script on this cache's Redis, made once: each call is an EVALSHA (loading it if Redis lacks it)."""
+        found = self._scripts.get(source)
+        if found is None:
+            found = self._scripts[source] = self.client.register_script(source)
+        return found
 
     # --- availability -------------------------------------------------------------------------------------
     @property

@@ -8,10 +8,11 @@ background.
 
 So each user has an erase generation in Redis (`vitrine:erased:{user_id}`). The erase advances it after its
 database part has committed, and deletes the cached keys after that (adapters/privacy.py). A writer reads the
-generation before it reads or stores the data its write derives from, and writes under WATCH/MULTI only while
-the generation is unchanged. Either its write lands before the advance, and the erase's cleanup removes it;
-or after, and it is dropped. A writer that starts after the erase reads the new generation and writes
-normally: feedback after an erase is a new history. (A writer that read the old generation just before the
+generation before it reads or stores the data its write derives from, and writes only while the generation is
+unchanged: in one script that checks it (`write_unless_erased`), or under WATCH/MULTI where the write is a
+read-modify-write (the session, `watch_unerased`). Either its write lands before the advance, and the erase's
+cleanup removes it; or after, and it is dropped. A writer that starts after the erase reads the new generation and
+writes normally: feedback after an erase is a new history. (A writer that read the old generation just before the
 erase but stored its event just after it is dropped too; the event itself is kept, and the next profile
 recompute uses it.)
 
@@ -30,7 +31,6 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-from redis.exceptions import WatchError
 
 from adapters.cache import Cache
 from domain import cache_keys
@@ -75,24 +75,58 @@ async def watch_unerased(pipe: Pipeline, user_id: int, generation: int, *keys: s
     return None if _generation(current) != generation else values
 
 
+# The fence check and the writes as one script: Redis runs a script whole, with nothing in between, so no WATCH is
+# needed, and it is one round trip where WATCH, read and MULTI/EXEC were three. ARGV: the generation the writer
+# read, then each command as its length and its words. (The written keys travel in ARGV, which is fine on one
+# Redis; Redis Cluster, which vitrine does not use, would want them in KEYS.)
+FENCED_WRITES = """
+if (redis.call('GET', KEYS[1]) or '0') ~= ARGV[1] then return 0 end
+local i = 2
+while i <= #ARGV do
+  local n = tonumber(ARGV[i])
+  redis.call(unpack(ARGV, i + 1, i + n))
+  i = i + n + 1
+end
+return 1
+"""
+
+
+class FencedWrites:
+    """The cache writes of one fenced script, queued as Redis commands."""
+
+    def __init__(self) -> None:
+        self.commands: list[tuple[str | bytes | int | float, ...]] = []
+
+    def set(self, key: str, value: bytes, *, ex: int) -> None:
+        self.commands.append(("SET", key, value, "EX", ex))
+
+    def incr(self, key: str) -> None:
+        self.commands.append(("INCR", key))
+
+    def zincrby(self, key: str, amount: float, member: str) -> None:
+        self.commands.append(("ZINCRBY", key, amount, member))
+
+    def script_args(self, generation: int) -> list[str | bytes | int | float]:
+        args: list[str | bytes | int | float] = [str(generation)]
+        for command in self.commands:
+            args += [len(command), *command]
+        return args
+
+
 async def write_unless_erased(
-    cache: Cache, user_id: int, generation: int | None, writes: Callable[[Pipeline], object], *, op: str
+    cache: Cache, user_id: int, generation: int | None, writes: Callable[[FencedWrites], object], *, op: str
 ) -> bool:
-    """Queue `writes` in one MULTI/EXEC that runs only if the user has not been erased since `generation`.
-    False when it did not run: erased meanwhile, generation unknown, or the cache unreachable."""
+    """Run `writes` (queued on a FencedWrites) only if the user has not been erased since `generation`, in one
+    script. False when they did not run: erased meanwhile, generation unknown, or the cache unreachable."""
     if generation is None:
         return False
+    queued = FencedWrites()
+    writes(queued)
 
-    async def transaction() -> bool:
-        async with cache.client.pipeline(transaction=True) as pipe:
-            try:
-                if await watch_unerased(pipe, user_id, generation) is None:
-                    return False
-                pipe.multi()
-                writes(pipe)
-                await pipe.execute()
-                return True
-            except WatchError:
-                return False  # only the generation is watched: an erase advanced it just now
+    async def run() -> bool:
+        ran = await cache.script(FENCED_WRITES)(
+            keys=[cache_keys.erase_generation(user_id)], args=queued.script_args(generation)
+        )
+        return bool(ran)
 
-    return await cache.guarded(op, transaction, False)
+    return await cache.guarded(op, run, False)

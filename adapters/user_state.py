@@ -19,12 +19,11 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-from redis.asyncio.client import Pipeline
 from redis.exceptions import WatchError
 
 from adapters.cache import Cache
 from adapters.db.interactions import SqlInteractionLog
-from adapters.erasure import EraseGenerations, watch_unerased, write_unless_erased
+from adapters.erasure import EraseGenerations, FencedWrites, watch_unerased, write_unless_erased
 from domain import cache_keys
 from domain.interactions import InteractionType
 from domain.ports import ProductVectors, Vector
@@ -101,9 +100,9 @@ class CacheUserVersions:
     async def bump(self, user_id: int, *, erase_generation: int | None) -> None:
         # Dropped when the user was erased meanwhile: the erase moved the version on itself, and the activity
         # entry (a user id, shown on /cache/stats) must not come back.
-        def writes(pipe: Pipeline) -> None:
-            pipe.incr(cache_keys.user_version(user_id))
-            pipe.zincrby(cache_keys.user_activity(), 1.0, str(user_id))
+        def writes(queued: FencedWrites) -> None:
+            queued.incr(cache_keys.user_version(user_id))
+            queued.zincrby(cache_keys.user_activity(), 1.0, str(user_id))
 
         await write_unless_erased(self._cache, user_id, erase_generation, writes, op="user_version")
 
@@ -145,7 +144,11 @@ class Profiles:
     async def _cache_profile(self, user_id: int, value: bytes, erase_generation: int | None) -> None:
         key = self._key(user_id)
         await write_unless_erased(
-            self._cache, user_id, erase_generation, lambda pipe: pipe.set(key, value, ex=self._ttl), op="profile_set"
+            self._cache,
+            user_id,
+            erase_generation,
+            lambda queued: queued.set(key, value, ex=self._ttl),
+            op="profile_set",
         )
 
     def schedule(self, user_id: int) -> None:

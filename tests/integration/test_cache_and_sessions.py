@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from adapters.cache import Cache
+from adapters.erasure import FencedWrites, advance, write_unless_erased
 from adapters.user_state import CacheSessionStore, CacheUserVersions
 from domain import cache_keys
 from domain.interactions import InteractionType
@@ -62,6 +63,26 @@ async def test_user_versions_bump(cache):
     start = await versions.current(user)
     await versions.bump(user, erase_generation=0)
     assert await versions.current(user) == start + 1
+
+
+async def test_fenced_writes_run_only_while_the_erase_generation_is_unchanged(cache):
+    user = int(time.time() * 1000) % 10_000_000 + 20_000_000
+    keys = {"set": f"vitrine:test:fenced:{user}:set", "count": f"vitrine:test:fenced:{user}:count"}
+
+    def writes(queued: FencedWrites) -> None:
+        queued.set(keys["set"], b"\x00payload", ex=30)
+        queued.incr(keys["count"])
+        queued.zincrby(f"vitrine:test:fenced:{user}:z", 2.5, "member")
+
+    assert await write_unless_erased(cache, user, 0, writes, op="test")  # never erased: generation 0
+    assert await cache.client.get(keys["set"]) == b"\x00payload" and 0 < await cache.client.ttl(keys["set"]) <= 30
+    assert await cache.client.zscore(f"vitrine:test:fenced:{user}:z", "member") == 2.5
+    await advance(cache.client, user)  # an erase: writers holding generation 0 are fenced off
+    assert not await write_unless_erased(cache, user, 0, writes, op="test")
+    assert int(await cache.client.get(keys["count"])) == 1
+    assert await write_unless_erased(cache, user, 1, writes, op="test")  # one that read the new generation
+    assert int(await cache.client.get(keys["count"])) == 2
+    assert not await write_unless_erased(cache, user, None, writes, op="test")  # generation unknown: nothing
 
 
 async def test_an_unreachable_redis_is_skipped_quickly_and_retried():
