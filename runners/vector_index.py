@@ -75,7 +75,7 @@ HNSW_EF_CONSTRUCTION = 64
 # efSearch is chosen per index when it is built (`calibrate_ef_search`): the smallest of these whose recall is
 # within EF_RECALL_SLACK of the top one's (SearchTuning's default, measured right for 1M) on sample queries. A
 # graph's recall levels off at an efSearch that grows with the catalog: at 100k x 512 it is flat from ~96 on,
-# where 256 costs 2.5x the CPU for no recall (loadtests/README.md).
+# where 256 costs 2.5x the CPU of 96 for no recall (loadtests/README.md).
 EF_LADDER = (32, 48, 64, 96, 128, 192, 256)
 EF_RECALL_SLACK = 0.005
 CALIBRATION_QUERIES = 200
