@@ -76,7 +76,10 @@ class SqlInteractionLog:
             statement = statement.on_conflict_do_nothing(index_elements=["event_id"])
         statement = statement.returning(*RETURNED)
         with database_call():
-            async with self.engine.begin() as conn:
+            # One statement committed on its own: no BEGIN and COMMIT round trips around it (feedback's path).
+            # The answer still waits for the database to have made the row durable.
+            async with self.engine.connect() as conn:
+                await conn.execution_options(isolation_level="AUTOCOMMIT")
                 inserted = (await conn.execute(statement)).mappings().first()
                 if inserted is not None:
                     return dict(inserted), True
