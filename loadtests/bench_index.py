@@ -298,7 +298,12 @@ def main() -> None:
         "--tuning", action="append", default=[], metavar="NAME=VALUE", help="a SearchTuning field (repeatable)"
     )
     args = parser.parse_args()
-    tuning = replace(SearchTuning(), **{k: type(getattr(SearchTuning(), k))(v) for k, v in map(_pair, args.tuning)})
+    # None: the index's own tuning, as the service searches it (with the efSearch calibrated when it was built)
+    tuning = (
+        replace(SearchTuning(), **{k: type(getattr(SearchTuning(), k))(v) for k, v in map(_pair, args.tuning)})
+        if args.tuning
+        else None
+    )
     threshold = args.exact_threshold or get_settings().index_exact_threshold
     started = time.perf_counter()
     load_before = _load()

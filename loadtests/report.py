@@ -408,7 +408,7 @@ class Report:
         self.lines += [
             "- Index vectors: the real products are encoded by the model; the padding demo products get "
             "deterministic synthetic unit vectors near real ones (loadtests/prepare_index.py): search cost "
-            "depends on rows, dimension and spread, not on meaning. 100k products → HNSW (M 32, efSearch 256).",
+            "depends on rows, dimension and spread, not on meaning. 100k products → HNSW (M 32; its efSearch above).",
             f"- vitrine settings beyond the defaults: `{json.dumps(meta['vitrine_settings'])}`; caching off "
             "(`API_ENABLE_CACHE=false`) in the uncached ramps, on in the mix. Baseline: "
             f"`{json.dumps(meta['baseline_settings'])}`.",

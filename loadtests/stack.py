@@ -191,7 +191,13 @@ def ensure_index(model: Model, tag: str, log: Callable[[str], None]) -> str:
     manifest = read_manifest(model.index_path / version)
     return (
         f"{manifest.kind}, {manifest.size:,} products, dim {manifest.dim}, version {manifest.version} "
-        f"(built in {manifest.build_seconds:.0f} s)"
+        f"(built in {manifest.build_seconds:.0f} s"
+        + (
+            f"; efSearch {manifest.ef_search}, calibrated recall@10 {manifest.ef_search_recall}"
+            if manifest.ef_search
+            else ""
+        )
+        + ")"
     )
 
 
