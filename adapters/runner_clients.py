@@ -96,28 +96,34 @@ class EncoderClient:
         """The guard's probe: answers once the encoder does, bypassing the open breaker."""
         await self._runner.to_async.info()
 
+    def _cache_keys(self, texts: list[str]) -> list[str] | None:
+        """The query-embedding cache keys of `texts`; None when they are not cached: caching is off, or the encoder
+        has not yet said which model it runs (a key names the model)."""
+        model = self._facts.encoder_model_tag
+        if not model or not self._cache_enabled:
+            return None
+        return [cache_keys.query_embedding(model=model, query=text) for text in texts]
+
     async def encode_text(self, text: str) -> Vector:
-        model = self._facts.encoder_model_tag  # None until the encoder has said which model it runs: no key before that
-        key = cache_keys.query_embedding(model=model, query=text) if model else None
-        if key is not None and self._cache_enabled:
-            cached = await self._cache.get_bytes(key, kind="query_embedding")
+        keys = self._cache_keys([text])
+        if keys is not None:
+            cached = await self._cache.get_bytes(keys[0], kind="query_embedding")
             if cached is not None:
                 return np.frombuffer(cached, dtype=np.float32)
         started = time.perf_counter()
         vector = await self._encode(text)
         self._observe("encode", time.perf_counter() - started)
-        if key is not None and self._cache_enabled:
-            await self._cache.set_bytes(key, vector.tobytes(), ttl=self._ttl)
+        if keys is not None:
+            await self._cache.set_bytes(keys[0], vector.tobytes(), ttl=self._ttl)
         return vector
 
     async def encode_texts(self, texts: list[str]) -> list[Vector]:
         """Many queries in one encoder call (the bulk endpoints): cached vectors are reused, the rest encoded
         together. Keep lists within ENCODER_MAX_BATCH_SIZE: BentoML splits a longer one and sheds (503) the
         rest once it has waited past ENCODER_MAX_LATENCY_MS (adapters/coalesce.py)."""
-        model = self._facts.encoder_model_tag  # None until the encoder has named its model: no keys before that
-        keys = [cache_keys.query_embedding(model=model, query=text) for text in texts] if model else []
+        keys = self._cache_keys(texts)
         found: list[Vector | None] = [None] * len(texts)
-        if keys and self._cache_enabled:
+        if keys is not None:
             cached = await asyncio.gather(*(self._cache.get_bytes(key, kind="query_embedding") for key in keys))
             found = [None if raw is None else np.frombuffer(raw, dtype=np.float32) for raw in cached]
         missing = sorted({text for text, vector in zip(texts, found, strict=True) if vector is None})
@@ -127,7 +133,7 @@ class EncoderClient:
             self._observe("encode_many", time.perf_counter() - started)
             fresh = dict(zip(missing, encoded, strict=True))
             found = [fresh[text] if vector is None else vector for text, vector in zip(texts, found, strict=True)]
-            if keys and self._cache_enabled:
+            if keys is not None:
                 await asyncio.gather(
                     *(
                         self._cache.set_bytes(keys[texts.index(text)], vector.tobytes(), ttl=self._ttl)
