@@ -728,27 +728,16 @@ class VectorIndex:
 
 def calibrate_ef_search(index: Any, vectors: np.ndarray, *, k: int = 10, seed: int = 0) -> tuple[int, float]:
     """The smallest efSearch of EF_LADDER whose recall@k on sample queries is within EF_RECALL_SLACK of the
-    ladder's top, with that recall. Exact answers come from a brute-force scan of `vectors` (a few seconds at
-    1M x 512); the graph is searched once per rung."""
-    n, dim = vectors.shape
+    ladder's top, with that recall. Exact answers come from a brute-force scan of the graph's own flat storage
+    (a few seconds at 1M x 512); the graph is searched once per rung."""
+    n = len(vectors)
     rng = np.random.default_rng(seed)
     picked = np.sort(rng.choice(n, size=min(CALIBRATION_QUERIES, n), replace=False))
     queries = np.asarray(vectors[picked], dtype=np.float32)
     queries += rng.normal(0.0, CALIBRATION_NOISE, queries.shape).astype(np.float32)
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
     k = min(k, n)
-    exact = faiss.IndexFlatIP(dim)
-    best_scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
-    best_rows = np.zeros((len(queries), k), dtype=np.int64)
-    for begin in range(0, n, ADD_CHUNK_ROWS):  # chunk by chunk: a memmap of 1M rows is never read whole
-        exact.reset()
-        exact.add(np.ascontiguousarray(vectors[begin : begin + ADD_CHUNK_ROWS]))
-        scores, rows = exact.search(queries, k)
-        merged_scores = np.concatenate([best_scores, scores], axis=1)
-        merged_rows = np.concatenate([best_rows, rows + begin], axis=1)
-        order = np.argsort(-merged_scores, axis=1, kind="stable")[:, :k]
-        best_scores = np.take_along_axis(merged_scores, order, axis=1)
-        best_rows = np.take_along_axis(merged_rows, order, axis=1)
+    _, best_rows = faiss.downcast_index(index.storage).search(queries, k)
     recalls = []
     for ef in EF_LADDER:
         _, found = index.search(queries, k, params=faiss.SearchParametersHNSW(efSearch=max(ef, k)))

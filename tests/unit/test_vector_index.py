@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import faiss
 import numpy as np
 import pytest
 
@@ -375,11 +376,14 @@ def test_save_and_load_round_trip(tmp_path: Path, catalog: Catalog, hnsw: Vector
 
 class _GraphThatLevelsOff:
     """A stand-in for an HNSW graph whose recall levels off at efSearch `enough`: below it, half of each answer
-    is wrong; from it on, one answer in 200 is (so the recall's top is 0.995, not 1)."""
+    is wrong; from it on, one answer in 200 is (so the recall's top is 0.995, not 1). Its `storage` holds the
+    vectors, as an HNSW graph's does: the exact answers come from there."""
 
     def __init__(self, vectors: np.ndarray, enough: int) -> None:
         self.vectors, self.enough = vectors, enough
         self.asked: list[int] = []
+        self.storage = faiss.IndexFlatIP(vectors.shape[1])
+        self.storage.add(vectors)
 
     def search(self, queries: np.ndarray, k: int, *, params: Any) -> tuple[np.ndarray, np.ndarray]:
         self.asked.append(params.efSearch)
