@@ -35,10 +35,19 @@ from typing import Any
 
 CATEGORY = 100  # kinds under a synset from which it is a category, not a product (garment has 271, coat 53)
 # WordNet's detachment rules for nouns (morphy): an ending, and what replaces it.
-NOUN_ENDINGS = (("s", ""), ("ses", "s"), ("xes", "x"), ("zes", "z"), ("ches", "ch"), ("shes", "sh"), ("men", "man"),
-                 ("ies", "y"))  # fmt: skip
+_NOUN_ENDINGS = (("s", ""), ("ses", "s"), ("xes", "x"), ("zes", "z"), ("ches", "ch"), ("shes", "sh"), ("men", "man"),
+                  ("ies", "y"))  # fmt: skip
 _WORD = re.compile(r"[a-z0-9]+")
 _POSSESSIVE = re.compile(r"'s?\b")
+
+
+def detached_forms(word: str) -> list[str]:
+    """What `word` could be the plural of, by WordNet's detachment rules for nouns ('runners' -> 'runner')."""
+    return [
+        word[: -len(ending)] + replacement
+        for ending, replacement in _NOUN_ENDINGS
+        if word.endswith(ending) and len(word) > len(ending) + 1
+    ]
 
 
 def lemma_words(lemma: str) -> str:
@@ -99,9 +108,7 @@ class ShopWords:
         head, _, last = phrase.rpartition(" ")
         prefix = f"{head} " if head else ""
         candidates = [phrase, *(prefix + base for base in self._exceptions.get(last, ()))]
-        for ending, replacement in NOUN_ENDINGS:
-            if last.endswith(ending) and len(last) > len(ending) + 1:
-                candidates.append(prefix + last[: -len(ending)] + replacement)
+        candidates += [prefix + base for base in detached_forms(last)]
         return next((form for form in candidates if form in self._senses), None)
 
     def kinds(self, phrase: str, *, everyday: bool = False) -> list[list[tuple[str, ...]]]:

@@ -32,7 +32,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from domain.shop_words import NOUN_ENDINGS
+from domain.shop_words import detached_forms
 
 # Where a shop's products sit in WordNet 3.0, as `lemma.n.NN` (the NN-th noun sense of the lemma in index.noun,
 # NLTK's naming); each is checked against the start of its gloss, so a different WordNet fails loudly.
@@ -148,11 +148,7 @@ def _wordnet_lemma(name: str) -> str:
 
 def _noun_forms(lemma: str) -> list[str]:
     """The lemma and its singulars by WordNet's detachment rules for nouns ('runners' -> runner)."""
-    forms = [lemma]
-    for ending, replacement in NOUN_ENDINGS:
-        if lemma.endswith(ending) and len(lemma) > len(ending) + 1:
-            forms.append(lemma[: -len(ending)] + replacement)
-    return forms
+    return [lemma, *detached_forms(lemma)]
 
 
 def _other_words(wordnet: Path) -> set[str]:
