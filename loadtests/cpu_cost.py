@@ -11,7 +11,8 @@ stack, Redis and the database's backends used meanwhile is divided by the reques
 request costs whatever else the machine is doing, so unlike latency this figure holds on a shared, noisy box
 (less so when the box is saturated: `--rounds N` serves A and B side by side and measures them in turns, A B A B
 per kind, and reports medians); the encoder's forward pass and FAISS are inside their processes' figures (the
-report's `encoder` and, in-process, `api` rows).
+report's `encoder` and, in-process, `api` rows). The report also gives each kind's latency p50 / p95 at that
+concurrency: a change can cut the waits (round trips, hops) without cutting CPU; as a latency it moves with the box.
 
 Kinds: `search-uncached` (a new query each time, vector mode: encode + index + enrich), `search-cached` (the
 same few queries again), `recommend` (feed, for users with a session), `feedback` (clicks). Written to
@@ -23,7 +24,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import statistics
 import sys
+import time
 from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -70,13 +73,14 @@ def cpu_seconds(processes: list[psutil.Process]) -> dict[str, float]:
 
 async def drive(
     url: str, kind: str, count: int, rng: random.Random, products: list[int], concurrency: int = CONCURRENCY
-) -> int:
+) -> list[float]:
+    """Send `count` requests of `kind`, `concurrency` at a time; the seconds each answered one took."""
     distinct = DistinctQueries(seed=rng.randrange(2**32))
     repeated = shopper_queries(8)
-    answered = 0
+    answered: list[float] = []
 
     async def one(client: httpx.AsyncClient, i: int) -> None:
-        nonlocal answered
+        started = time.perf_counter()
         if kind == "search-uncached":
             body: dict[str, Any] = {"query": next(distinct), "limit": 20, "mode": "vector"}
             response = await client.post("/api/v1/search", json=body)
@@ -91,7 +95,7 @@ async def drive(
                      "context": "search", "position": i % 20}  # fmt: skip
             response = await client.post("/api/v1/feedback", json=event)
         if response.status_code == 200:
-            answered += 1
+            answered.append(time.perf_counter() - started)
 
     async with httpx.AsyncClient(base_url=url, timeout=60) as client:
         for start in range(0, count, concurrency):
@@ -129,12 +133,17 @@ def measure(
 ) -> dict[str, float]:
     """CPU ms per answered request of `kind`, per process role."""
     before, searching = cpu_seconds(processes), stage_seconds(target.url, "index_search")
-    answered = asyncio.run(drive(target.url, kind, count, rng, products, concurrency))
+    took = asyncio.run(drive(target.url, kind, count, rng, products, concurrency))
     after, searched = cpu_seconds(processes), stage_seconds(target.url, "index_search")
+    answered = len(took)
     cost = {role: 1000 * (after[role] - before.get(role, 0.0)) / max(answered, 1) for role in after}
     # The index search's own time as the API saw it: FAISS when the index is in process (it runs inline, so
     # its wall time is its CPU time), FAISS plus the hop when it is a service.
     cost["(index_search, wall)"] = 1000 * (searched - searching) / max(answered, 1)
+    # How long a request took, `concurrency` at a time: a change of code can cut waits (round trips, a hop)
+    # without cutting CPU.
+    cost["(latency p50, ms)"] = 1000 * statistics.median(took) if took else 0.0
+    cost["(latency p95, ms)"] = 1000 * statistics.quantiles(took, n=20)[18] if len(took) > 1 else 0.0
     cost["answered"] = answered
     return cost
 
@@ -201,15 +210,16 @@ def main() -> int:
         lines.append(f"- {label}: {code}, {settings or 'the default settings'}")
     lines.append("")
     for kind in KINDS:
-        extra = ("answered", "(index_search, wall)")
+        timings = ("(index_search, wall)", "(latency p50, ms)", "(latency p95, ms)")
+        extra = ("answered", *timings)
         roles = sorted({role for label in results for role in results[label][kind] if role not in extra})
         rows = []
         for role in roles:
             rows.append([role, *(f"{results[label][kind].get(role, 0.0):.2f}" for label in results)])
         rows.append(["total", *(f"{sum(v for r, v in results[label][kind].items() if r not in extra):.2f}"
                                 for label in results)])  # fmt: skip
-        rows.append(["(index_search, wall)",
-                     *(f"{results[label][kind]['(index_search, wall)']:.2f}" for label in results)])  # fmt: skip
+        for timing in timings:
+            rows.append([timing, *(f"{results[label][kind][timing]:.2f}" for label in results)])
         rows.append(["answered", *(f"{results[label][kind]['answered']:.0f}" for label in results)])
         lines += [f"## {kind}", "", table(["process", *results], rows), ""]
     path = out.with_suffix(".md")

@@ -57,6 +57,31 @@ async def test_concurrent_session_updates_lose_nothing(cache):
     assert await store.embedding(user, now=now) is not None
 
 
+async def test_session_updates_from_two_workers_lose_nothing(redis_url):
+    """Two API workers (each its own store and connections, so no shared lock): WATCH/MULTI retries."""
+    caches = [Cache.connect(redis_url, timeout_s=2.0) for _ in range(2)]
+    try:
+        stores = [CacheSessionStore(cache, model_tag=lambda: "m:test") for cache in caches]
+        user, now = int(time.time() * 1000) % 10_000_000 + 10_000_000, time.time()
+        vectors = np.eye(8, dtype=np.float32)
+        results = await asyncio.gather(
+            *(
+                stores[i % 2].apply(
+                    user, InteractionType.ADD_TO_CART, vectors[i % 8], weight=0.5, at=now, erase_generation=0
+                )
+                for i in range(40)
+            )
+        )
+        assert all(results)
+        state = SessionState.loads(
+            await caches[0].client.get(cache_keys.session_embedding(model="m:test", user_id=user))
+        )
+        assert state.parts[InteractionType.ADD_TO_CART].weight == pytest.approx(40 * 0.5, rel=1e-3)
+    finally:
+        for cache in caches:
+            await cache.close()
+
+
 async def test_user_versions_bump(cache):
     versions = CacheUserVersions(cache)
     user = 424242
