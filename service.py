@@ -61,6 +61,7 @@ from domain.api_models import (
 from domain.errors import InvalidRequest, VitrineError
 from domain.filters import SearchFilters
 from domain.settings import get_settings
+from runners import serving
 from runners.encoder_service import TextImageEncoder
 from runners.index_service import VectorIndexService
 
@@ -302,3 +303,4 @@ class Vitrine:
 # a type to mypy) and BentoML's Service is untyped, hence Any.
 service_definition: Any = Vitrine
 install_edge(service_definition, settings)  # CORS, API and operator keys, body limits, rate limits, in-flight bound
+serving.trace_only_with_an_exporter()  # OpenTelemetry's middleware only where a span can be exported

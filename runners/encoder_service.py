@@ -112,3 +112,4 @@ class TextImageEncoder:
 
 
 serving.fix_output_media_types(TextImageEncoder)
+serving.trace_only_with_an_exporter()

@@ -134,3 +134,4 @@ def _query_problem(query: IndexQuery, dim: int) -> str | None:
 
 
 serving.fix_output_media_types(VectorIndexService)
+serving.trace_only_with_an_exporter()

@@ -7,11 +7,21 @@
   Content-Type (`IOMixin.mime_type`), unless the output spec names its media type. The py-spy profile of the
   index service put that at 9% of its samples. The caller's client decodes with its own serde, whatever the
   header says, so naming it changes nothing on the wire.
+- `trace_only_with_an_exporter`: BentoML wraps every service's app in OpenTelemetry's ASGI middleware, which builds
+  each request's span attributes and three spans (the request's, and one per ASGI `send`) even when BentoML has no
+  trace exporter (`tracing.exporter_type`, unset by default) and so no span can ever leave the process. A py-spy
+  profile of the API worker put it at 14-20% of its samples for a cached search or a recommendation
+  (loadtests/README.md). Without an exporter the middleware is left out; with one, tracing works as BentoML ships
+  it. What goes with it: BentoML's `X-BentoML-Request-ID` header and the trace ids in its log lines (vitrine's
+  own `X-Request-ID` and access line stay).
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+
+log = logging.getLogger("vitrine.serving")
 
 RUNNER_CONNECTION: dict[str, Any] = {"max_requests": 1_000_000_000, "max_age": 86400.0}
 
@@ -21,3 +31,31 @@ def fix_output_media_types(service: Any) -> None:
     for api in service.apis.values():
         if api.output_spec is not None and api.output_spec.media_type is None:
             api.output_spec.media_type = "application/json"
+
+
+def trace_only_with_an_exporter() -> bool:
+    """Make OpenTelemetry's ASGI middleware a pass-through in this process while no trace exporter is configured
+    (decided when each app is built, from BentoML's configuration then). Idempotent; False if the libraries have
+    changed and the middleware is left as it is."""
+    try:
+        from bentoml._internal.configuration.containers import BentoMLContainer
+        from opentelemetry.instrumentation import asgi
+
+        shipped = asgi.OpenTelemetryMiddleware
+        BentoMLContainer.config.tracing.exporter_type  # noqa: B018 - checked to exist: the factory reads it
+    except (ImportError, AttributeError) as exc:
+        log.warning("BentoML's tracing has changed (%s); OpenTelemetry's middleware stays on every request", exc)
+        return False
+    if getattr(shipped, "vitrine_gate", False):
+        return True
+
+    def middleware(app: Any, **options: Any) -> Any:
+        """What BentoML's `Middleware(OpenTelemetryMiddleware, ...)` now builds: the app itself, or the shipped
+        middleware around it when an exporter is configured."""
+        if BentoMLContainer.config.tracing.exporter_type.get() is None:
+            return app
+        return shipped(app, **options)
+
+    middleware.vitrine_gate = True  # type: ignore[attr-defined]
+    asgi.OpenTelemetryMiddleware = middleware  # type: ignore[assignment,misc]
+    return True
