@@ -26,7 +26,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
 from redis.asyncio import Redis
@@ -217,8 +217,16 @@ class Cache:
         return await self.guarded("delete_pattern", scan_and_delete, 0)
 
     # --- frequency tracking -------------------------------------------------------------------------------
-    async def bump_score(self, key: str, member: str, amount: float = 1.0) -> None:
-        await self.guarded("zincrby", lambda: self.client.zincrby(key, amount, member), None)
+    async def bump_scores(self, key: str, amounts: Mapping[str, float]) -> None:
+        """ZINCRBY of each member, in one pipeline (one round trip; not a transaction: each stands alone)."""
+
+        async def send() -> None:
+            async with self.client.pipeline(transaction=False) as pipe:
+                for member, amount in amounts.items():
+                    pipe.zincrby(key, amount, member)
+                await pipe.execute()
+
+        await self.guarded("zincrby", send, None)
 
     async def top(self, key: str, *, limit: int, min_score: float = 0.0) -> list[tuple[str, float]]:
         async def query() -> list[tuple[bytes | str, float]]:

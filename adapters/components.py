@@ -33,12 +33,12 @@ from adapters.metrics import FEEDBACK_EVENTS, observe_stage
 from adapters.observability import Observability
 from adapters.product_cache import CachedCatalog
 from adapters.product_types import CatalogProductTypes
+from adapters.query_counts import QueryCounts
 from adapters.runner_clients import EncoderClient, IndexClient
 from adapters.shop_words import shop_words
 from adapters.user_state import CacheSessionStore, CacheUserVersions, Profiles
 from adapters.vector_cache import CachedProductVectors
 from adapters.warming import warm_forever
-from domain import cache_keys
 from domain.feedback import FeedbackPipeline
 from domain.recommend import RecommendPipeline
 from domain.search import SearchPipeline
@@ -155,9 +155,9 @@ class Components:
             observe=observe_stage,
         )
         self.observability = Observability(self.cache, slow_query_ms=settings.slow_query_ms)
+        self.query_counts = QueryCounts(self.cache)
         deadline.guard_runner_calls(self.encoder, self.index, settings)  # a dead runner costs < 1 s
         self._tasks: list[asyncio.Task[None]] = []
-        self._background: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         if isinstance(self.index, InProcessIndex):
@@ -165,6 +165,7 @@ class Components:
         self.health.start()
         self._tasks.append(asyncio.create_task(watch_loop_lag(), name="vitrine-loop-lag"))
         self._tasks.append(asyncio.create_task(self._warm_when_ready(), name="vitrine-cache-warming"))
+        self._tasks.append(asyncio.create_task(self.query_counts.run(), name="vitrine-query-counts"))
 
     async def _warm_when_ready(self) -> None:
         while not self.runners.ready:
@@ -172,10 +173,8 @@ class Components:
         await warm_forever(self.cache, self.search, self.recommend)
 
     def track_query(self, query: str) -> None:
-        """Count the query for popular-query stats and warming, without holding the request up."""
-        task = asyncio.create_task(self.cache.bump_score(cache_keys.query_counts(), cache_keys.normalise_query(query)))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        """Count the query for popular-query stats and warming (sent to Redis once a second, off the request)."""
+        self.query_counts.count(query)
 
     async def close(self) -> None:
         await self.profiles.drain()
@@ -185,13 +184,13 @@ class Components:
             await self.index.close()
         else:
             await self.index.guard.close()
-        # The loops, and query counts still in flight: counting is best effort, so they are not waited out.
-        tasks = [*self._tasks, *self._background]
+        tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
         for task, outcome in zip(tasks, await asyncio.gather(*tasks, return_exceptions=True), strict=True):
             if isinstance(outcome, Exception):  # a failure must not stop the engine and the pool being closed
                 log.warning("background task %s had failed: %r", task.get_name(), outcome)
+        await self.query_counts.flush()  # the last second's searches
         await self.keyword_search.close()
         await self.product_types.close()
         await self.learning.close()

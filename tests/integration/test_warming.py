@@ -32,12 +32,8 @@ async def cache(request, redis_url):
 
 
 async def test_warms_top_queries_and_users_once_per_period(cache):
-    for query, times in (("black heels", 9), ("tote", 5), ("rare thing", 1)):
-        for _ in range(times):
-            await cache.bump_score(cache_keys.query_counts(), query)
-    for user, times in ((7, 12), (8, 3)):
-        for _ in range(times):
-            await cache.bump_score(cache_keys.user_activity(), str(user))
+    await cache.bump_scores(cache_keys.query_counts(), {"black heels": 9, "tote": 5, "rare thing": 1})
+    await cache.bump_scores(cache_keys.user_activity(), {"7": 12, "8": 3})
     search, recommend = Recorder(), Recorder()
     assert await warm_once(cache, search, recommend) == (3, 2)
     assert search.seen == ["black heels", "tote", "rare thing"]
