@@ -56,6 +56,11 @@ class SqlInteractionLog:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        # The feedback insert, built once: its values travel as parameters, so an event costs SQLAlchemy no
+        # statement building and no cache key over the values (py-spy: ~8% of the API worker's CPU per feedback).
+        insert = _insert_for(engine)(user_interactions)
+        self._insert = insert.returning(*RETURNED)
+        self._insert_unless_known = insert.on_conflict_do_nothing(index_elements=["event_id"]).returning(*RETURNED)
 
     async def record(self, event: Any, *, occurred_at: datetime) -> tuple[dict[str, Any], bool]:
         values = {
@@ -71,16 +76,13 @@ class SqlInteractionLog:
             "occurred_at": occurred_at,
             "received_at": datetime.now(UTC),
         }
-        statement = _insert_for(self.engine)(user_interactions).values(**values)
-        if event.event_id is not None:
-            statement = statement.on_conflict_do_nothing(index_elements=["event_id"])
-        statement = statement.returning(*RETURNED)
+        statement = self._insert if event.event_id is None else self._insert_unless_known
         with database_call():
             # One statement committed on its own: no BEGIN and COMMIT round trips around it (feedback's path).
             # The answer still waits for the database to have made the row durable.
             async with self.engine.connect() as conn:
                 await conn.execution_options(isolation_level="AUTOCOMMIT")
-                inserted = (await conn.execute(statement)).mappings().first()
+                inserted = (await conn.execute(statement, values)).mappings().first()
                 if inserted is not None:
                     return dict(inserted), True
                 existing = (
