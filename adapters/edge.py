@@ -8,6 +8,7 @@
     multipart guard    (always)                  malformed multipart: 400, not 500 adapters/multipart_guard.py
     rate limits        RATE_LIMIT_PER_S          429, shared through Redis; bulk: one per item   adapters/rate_limit.py
     in-flight bound    (always)                  503 past API_MAX_IN_FLIGHT      adapters/in_flight.py
+    cheap first        API_CHEAP_FIRST_HOLD_MS   a wave's cache hits before its runner calls   adapters/cheap_first.py
 
 All are plain ASGI callables (no BaseHTTPMiddleware), so a request pays a few attribute reads for each.
 """
@@ -19,6 +20,7 @@ from typing import Any
 from starlette.middleware.cors import CORSMiddleware
 
 from adapters.body_limit import BodyLimitMiddleware
+from adapters.cheap_first import CheapFirstMiddleware
 from adapters.http_middleware import RequestContextMiddleware
 from adapters.in_flight import InFlightLimitMiddleware
 from adapters.log_hygiene import install_client_error_filter
@@ -65,3 +67,5 @@ def install_edge(service: Any, settings: Settings) -> None:
         )
         service.add_asgi_middleware(RateLimitMiddleware, buckets=buckets, by_key=settings.api_require_key)
     service.add_asgi_middleware(InFlightLimitMiddleware, max_in_flight=settings.api_max_in_flight)
+    if settings.api_cheap_first_hold_ms:
+        service.add_asgi_middleware(CheapFirstMiddleware, hold_s=settings.api_cheap_first_hold_ms / 1000)

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from adapters.cheap_first import GATE as cheap_first
 from domain.errors import DependencyDown, InvalidRequest
 from domain.filters import SearchFilters
 from domain.ports import IndexHits, Vector
@@ -52,6 +53,7 @@ class InProcessIndex:
         query = np.asarray(vector, dtype=np.float32)
         if query.shape != (index.dim,) or not np.all(np.isfinite(query)) or not np.any(query):
             raise InvalidRequest(f"the index refused the query: a finite, non-zero vector of {index.dim} dimensions")
+        await cheap_first.turn()
         hits = await asyncio.to_thread(index.search, query, k=min(k, MAX_K), filters=filters)
         return IndexHits(ids=hits.ids.tolist(), scores=hits.scores.tolist(), total=hits.total,
                          index_version=index.version)  # fmt: skip

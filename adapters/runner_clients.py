@@ -18,6 +18,7 @@ import numpy as np
 from bentoml.exceptions import InvalidArgument
 
 from adapters.cache import Cache
+from adapters.cheap_first import GATE as cheap_first
 from adapters.coalesce import InFlightBatcher
 from adapters.deadline import DependencyGuard
 from domain import cache_keys
@@ -110,6 +111,7 @@ class EncoderClient:
             cached = await self._cache.get_bytes(keys[0], kind="query_embedding")
             if cached is not None:
                 return np.frombuffer(cached, dtype=np.float32)
+        await cheap_first.turn()
         started = time.perf_counter()
         vector = await self._encode(text)
         self._observe("encode", time.perf_counter() - started)
@@ -128,6 +130,7 @@ class EncoderClient:
             found = [None if raw is None else np.frombuffer(raw, dtype=np.float32) for raw in cached]
         missing = sorted({text for text, vector in zip(texts, found, strict=True) if vector is None})
         if missing:
+            await cheap_first.turn()
             started = time.perf_counter()
             encoded = await self._encode_batch(missing)
             self._observe("encode_many", time.perf_counter() - started)
@@ -149,6 +152,7 @@ class EncoderClient:
                 f"the loaded model ({tag}) has no image tower; import an open-clip model to search by image",
                 field="image",
             )
+        await cheap_first.turn()
         try:
             vectors = await self.guard.call(lambda: self._runner.to_async.encode_image([image]), deadline_scale=4)
         except VitrineError:
@@ -192,6 +196,7 @@ class IndexClient:
 
     async def search(self, vector: Vector, *, k: int, filters: SearchFilters | None) -> IndexHits:
         query = IndexQuery(vector=np.asarray(vector, dtype=np.float32).tolist(), k=k, filters=filters)
+        await cheap_first.turn()
         result = await self._search(query)
         if result.error:  # this query alone was refused (wrong dimension, zero vector): the caller's fault
             raise InvalidRequest(f"the index refused the query: {result.error}")
@@ -209,6 +214,7 @@ class IndexClient:
             IndexQuery(vector=np.asarray(vector, dtype=np.float32).tolist(), k=k, filters=filters)
             for vector, k, filters in queries
         ]
+        await cheap_first.turn()
         results = await self._search_batch(batch)
         answers: list[IndexHits | VitrineError] = []
         for result in results:

@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     rate_limit_burst: int | None = Field(None, ge=1)  # default: one second's worth of requests
     # Past this many requests at once, a worker answers 503 at once. Well above a 50-request burst.
     api_max_in_flight: int = Field(256, ge=1)
+    # When requests arrive together, a request's first runner call waits up to this long for the worker's other
+    # requests to get past their cache lookups (adapters/cheap_first.py): a wave's cached answers leave first.
+    # 0: no waiting, asyncio's own order.
+    api_cheap_first_hold_ms: int = Field(50, ge=0, le=1000)
     # A runner call gives up past its deadline, and a runner that fails or goes silent is skipped until a probe
     # in the background gets an answer (adapters/deadline.py): a dead runner costs the requests in flight this
     # much and the rest nothing; text search then answers from its keyword leg, the rest 503 retryable. Above the
