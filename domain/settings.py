@@ -23,6 +23,9 @@ class Settings(BaseSettings):
     # --- server -------------------------------------------------------------------------------------------
     api_host: str = "0.0.0.0"
     api_port: int = Field(3000, ge=1, le=65535)
+    # More than one needs Redis, where the workers' shared state lives (sessions, caches, rate limits). On two
+    # cores a second worker halves the p95s of a wave of simultaneous requests but cut uncached-search saturation
+    # by more than half (loadtests/README.md): pick it for bursty traffic on a machine with cores to spare.
     api_workers: int = Field(1, ge=1, le=64)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     data_dir: Path = Field(Path("var"), alias="VITRINE_DATA_DIR")
@@ -159,6 +162,15 @@ class Settings(BaseSettings):
     @property
     def resolved_rate_limit_burst(self) -> int:
         return self.rate_limit_burst or max(1, round(self.rate_limit_per_s or 1))
+
+    @model_validator(mode="after")
+    def _shared_state_for_workers(self) -> Settings:
+        if self.api_workers > 1 and self.redis_url is None:
+            raise ValueError(
+                "API_WORKERS > 1 needs REDIS_URL: without Redis each worker keeps its own sessions, caches and rate"
+                " limits, and a shopper's next request may reach a worker that never saw their last event"
+            )
+        return self
 
     @model_validator(mode="after")
     def _keys_when_required(self) -> Settings:

@@ -1,5 +1,5 @@
 """Components (adapters/components.py) start and close on the embedded default (SQLite, in-process cache):
-closing cancels and awaits every background task, including query counts still in flight."""
+closing cancels and awaits every background task, and sends the query counts the worker still holds."""
 
 from __future__ import annotations
 
@@ -21,23 +21,21 @@ class SilentRunner:
         raise ConnectionError("not up")
 
 
-async def test_close_cancels_and_awaits_query_tracking_and_the_loops(sqlite_url: str) -> None:
+async def test_close_cancels_the_loops_and_sends_the_query_counts_still_held(sqlite_url: str) -> None:
     settings = Settings(database_url=sqlite_url)
     components = Components(settings, encoder_runner=SilentRunner(), index_runner=SilentRunner())
     await components.start()
-    stuck = asyncio.Event()
+    sent: list[dict[str, float]] = []
 
-    async def hanging_bump(key: str, member: str, amount: float = 1.0) -> None:
-        stuck.set()
-        await asyncio.sleep(3600)  # a cache call that has not come back
+    async def bump_scores(key: str, amounts: dict[str, float]) -> None:
+        sent.append(dict(amounts))
 
-    components.cache.bump_score = hanging_bump  # type: ignore[method-assign]
+    components.cache.bump_scores = bump_scores  # type: ignore[method-assign]
+    components.track_query("Red Dress")
     components.track_query("red dress")
-    await stuck.wait()
-    [tracking] = components._background
     loops = list(components._tasks)
-    assert len(loops) == 2 and not any(task.done() for task in [tracking, *loops])
+    assert len(loops) == 3 and not any(task.done() for task in loops)  # loop lag, warming, query counts
 
     await asyncio.wait_for(components.close(), timeout=5)
-    assert tracking.cancelled() and all(task.cancelled() for task in loops)
-    assert components._background == set()
+    assert all(task.cancelled() for task in loops)
+    assert sent == [{"red dress": 2}]  # held for the next second's flush, sent on the way out instead

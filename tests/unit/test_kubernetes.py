@@ -53,10 +53,11 @@ def containers(obj: dict[str, Any]) -> list[dict[str, Any]]:
 
 @cache
 def service_graph(overlay: str) -> dict[str, list[str]]:
-    """service.py's graph as the pods see it: each service and its dependencies, with the overlay's ConfigMap
-    settings (INDEX_IN_PROCESS decides whether the index is a service), read in a fresh interpreter."""
+    """service.py's graph as the pods see it: each service and its dependencies, with the overlay's ConfigMap and
+    Secret settings (INDEX_IN_PROCESS decides whether the index is a service), read in a fresh interpreter."""
     config = objects(overlay, "ConfigMap")["vitrine-settings"]["data"]
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("INDEX_", "API_"))}, **config}
+    secret = objects(overlay, "Secret")["vitrine-secrets"]["stringData"]
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("INDEX_", "API_"))}, **secret, **config}
     env["API_KEYS"] = "a-test-key-of-some-length"  # the Secret's value is a placeholder the settings refuse
     program = (
         "import json, service; deps = [d.on.name for d in service.Vitrine.dependencies.values()]; "
@@ -143,7 +144,8 @@ def test_every_environment_variable_is_a_setting(overlay):
     secret = objects(overlay, "Secret")["vitrine-secrets"]["stringData"]
     for name in [*config, *secret]:
         assert name in known or name in PENDING_SETTINGS - known, f"{name} is not a vitrine setting"
-    Settings.model_validate({k.lower(): v for k, v in config.items() if k in known} | {"api_keys": "k1,k2"})
+    pod = {**secret, **config}  # what a container sees, with a real key where the Secret holds a placeholder
+    Settings.model_validate({k.lower(): v for k, v in pod.items() if k in known} | {"api_keys": "k1,k2"})
     for kind in ("Deployment", "Job"):
         for obj in objects(overlay, kind).values():
             for container in containers(obj):
