@@ -10,13 +10,10 @@ second's counts, and a worker that stops sends what it holds once more on the wa
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections import Counter
 
 from adapters.cache import Cache
 from domain import cache_keys
-
-log = logging.getLogger("vitrine.query_counts")
 
 FLUSH_INTERVAL_S = 1.0
 
