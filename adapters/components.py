@@ -184,10 +184,10 @@ class Components:
             await self.index.close()
         else:
             await self.index.guard.close()
-        tasks = list(self._tasks)
-        for task in tasks:
+        for task in self._tasks:
             task.cancel()
-        for task, outcome in zip(tasks, await asyncio.gather(*tasks, return_exceptions=True), strict=True):
+        outcomes = await asyncio.gather(*self._tasks, return_exceptions=True)
+        for task, outcome in zip(self._tasks, outcomes, strict=True):
             if isinstance(outcome, Exception):  # a failure must not stop the engine and the pool being closed
                 log.warning("background task %s had failed: %r", task.get_name(), outcome)
         await self.query_counts.flush()  # the last second's searches
