@@ -20,9 +20,10 @@ this 2-core CPU about 3x faster for one query and 8x for batches of 16-64 short 
 at load; otherwise it pads to the full context.
 
 `int8_text` (the encoder service's ENCODER_INT8_TEXT): on CPU, the truncated text tower's Linear layers run in
-int8 (PyTorch's dynamic quantization, weights per output channel), about 2x faster for ViT-B-32's text tower at
-batches of 1-16 here. It is kept only when, at load, every probe text's vector stays within cosine
-`INT8_MIN_COSINE` of the float32 one (ViT-B-32, random weights: 0.9989 at worst); otherwise the tower stays
+int8 (PyTorch's dynamic quantization, weights per output channel), the attention's projections included
+(runners/int8_attention.py), about 2.5-3.5x faster for ViT-B-32's text tower at batches of 1-16 here. It is kept
+only when, at load, every probe text's vector stays within cosine `INT8_MIN_COSINE` of the float32 one
+(ViT-B-32, random weights: 0.998 at worst); otherwise the tower stays
 float32 with a warning. Activations are scaled per batch, so a text's vector moves slightly (far inside that
 bound) with its batchmates. MiniLM is not offered it: its int8 vectors fell to cosine 0.96 (0.91 per tensor).
 """
@@ -236,9 +237,11 @@ class OpenClipEncoder:
         try:
             with warnings.catch_warnings():  # torch marks its eager quantization deprecated (torchao replaces it)
                 warnings.simplefilter("ignore")
+                from runners.int8_attention import with_plain_projections
+
                 quantization = self._torch.ao.quantization
                 self._text.transformer = quantization.quantize_dynamic(
-                    original, {self._torch.nn.Linear: quantization.per_channel_dynamic_qconfig}
+                    with_plain_projections(original), {self._torch.nn.Linear: quantization.per_channel_dynamic_qconfig}
                 )
                 self.encode_text(PADDING_PROBE)  # the first int8 call warns too
         except Exception as exc:  # a torch without it, or without an int8 kernel for this CPU
