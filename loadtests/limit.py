@@ -3,11 +3,14 @@
     .venv/bin/python loadtests/limit.py --out limit.json     # model and index from ML_MODEL_VERSION, FAISS_INDEX_PATH
 
 What vitrine's uncached search could reach on this machine if serving cost nothing: for each batch size, new
-queries (loadtests/workload.py DistinctQueries) are encoded by the model (runners/encoder_model.py, torch on every
-core the process may use) and searched in the served index (runners/vector_index.py `search_batch`, k as the
+queries (loadtests/workload.py DistinctQueries) are encoded by the model as the encoder service serves it
+(runners/encoder_model.py, torch on every core the process may use, the int8 text tower where the service would
+keep it: ENCODER_INT8_TEXT) and searched in the served index (runners/vector_index.py `search_batch`, k as the
 search pipeline asks: limit 20 + domain/ranking.py's slack), back to back for a few seconds. The limit is the
 best queries/s over the batch sizes; `bounded` is the best among batch sizes whose p95 batch time leaves room
 for one batch of queueing inside the 150 ms target (<= 75 ms), the fairer yardstick for a p95-bounded figure.
+Runs up to the seventh session measured a float32 tower whatever the service ran; `float32_limit_qps` keeps that
+figure beside the served tower's for comparison.
 """
 
 from __future__ import annotations
@@ -31,12 +34,12 @@ K = 20 + BACKFILL_SLACK
 BOUND_MS = 75.0
 
 
-def measure(batch_sizes: list[int], seconds: float) -> dict[str, object]:
+def measure(batch_sizes: list[int], seconds: float, *, int8_text: bool) -> dict[str, object]:
     from runners.encoder_model import load_encoder
     from runners.vector_index import VectorIndex
 
     settings = get_settings()
-    encoder = load_encoder(device="cpu")
+    encoder = load_encoder(device="cpu", int8_text=int8_text)
     index = VectorIndex.load_current(settings.resolved_index_path)
     index.warm()
     queries = DistinctQueries(seed=99)
@@ -76,6 +79,7 @@ def measure(batch_sizes: list[int], seconds: float) -> dict[str, object]:
     best_bounded = max(bounded, key=lambda row: float(row["queries_per_s"])) if bounded else None  # type: ignore[arg-type]
     return {
         "model_tag": encoder.model_tag,
+        "int8_text": encoder.int8_text,
         "index": {"version": index.version, "size": index.size, "kind": index.kind, "dim": index.dim},
         "k": K,
         "rows": rows,
@@ -93,7 +97,10 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=6.0, help="per batch size")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    result = measure([int(size) for size in args.batch_sizes.split(",")], args.seconds)
+    batch_sizes = [int(size) for size in args.batch_sizes.split(",")]
+    result = measure(batch_sizes, args.seconds, int8_text=get_settings().encoder_int8_text)  # as served
+    if result["int8_text"]:
+        result["float32_limit_qps"] = measure(batch_sizes, args.seconds, int8_text=False)["limit_qps"]
     args.out.write_text(json.dumps(result, indent=2))
     return 0
 

@@ -439,9 +439,15 @@ class Report:
             self.lines += [f"### {label}", ""]
             if limit:
                 self.lines += [
-                    f"In-process limit (loadtests/limit.py, no HTTP): **{float(limit['limit_qps']):.1f} queries/s** "
+                    f"In-process limit (loadtests/limit.py, no HTTP, the text tower as served"
+                    f"{', int8' if limit.get('int8_text') else ''}): **{float(limit['limit_qps']):.1f} queries/s** "
                     f"at batch {limit['limit_batch_size']}; best with p95 batch time <= {limit['bound_ms']:g} ms: "
-                    f"{limit['bounded_qps']} q/s (batch {limit['bounded_batch_size']}).",
+                    f"{limit['bounded_qps']} q/s (batch {limit['bounded_batch_size']})"
+                    + (
+                        f"; with a float32 tower (runs before 30 Nov evening): {limit['float32_limit_qps']} q/s."
+                        if limit.get("float32_limit_qps")
+                        else "."
+                    ),
                     "",
                     table(
                         ["batch", "encode p50 ms", "search p50 ms", "batch p50 ms", "batch p95 ms", "queries/s"],
