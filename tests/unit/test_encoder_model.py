@@ -24,6 +24,7 @@ from typer.testing import CliRunner
 from commands.model import app as model_app
 from domain.errors import Unsupported
 from runners.encoder_model import Encoder, load_encoder, resolve_device
+from runners.int8_attention import SelfAttention
 from runners.model_store import import_minilm, import_open_clip, list_encoders
 
 TINY_CONFIG = {
@@ -179,6 +180,13 @@ def test_an_int8_text_tower_is_kept_when_it_agrees_with_float32(
     assert_unit_rows(quantized, len(MIXED_TEXTS), 32)
     assert not np.allclose(quantized, reference, atol=1e-6)  # the int8 tower really runs
     assert (quantized * reference).sum(axis=1).min() > 0.9
+    # its attention's projections are int8 too (runners/int8_attention.py), not only the MLPs' Linear layers
+    import torch
+
+    attention = [module for module in int8._text.transformer.modules() if isinstance(module, SelfAttention)]  # type: ignore[attr-defined]
+    assert attention, "no attention block was swapped"
+    int8_linear = torch.ao.nn.quantized.dynamic.Linear
+    assert all(isinstance(a.in_proj, int8_linear) and isinstance(a.out_proj, int8_linear) for a in attention)
     # the image tower is untouched
     image = Image.new("RGB", (40, 40), "red")
     np.testing.assert_allclose(int8.encode_images([image]), tiny.encode_images([image]), atol=1e-6)
