@@ -13,6 +13,7 @@ batch of 1, 12.2 -> 8.4 at 4, 8.8 -> 6.8 at 16; the float32 module gives identic
 
 from __future__ import annotations
 
+import copy
 from typing import Any, TypeGuard
 
 import torch
@@ -20,7 +21,7 @@ import torch.nn.functional as F
 
 
 class SelfAttention(torch.nn.Module):
-    """`nn.MultiheadAttention(query, key, value)` for key is value is query, batch-first, without dropout."""
+    """`nn.MultiheadAttention(query, key, value)` where key is value is query, in either layout, in eval mode."""
 
     def __init__(self, attention: torch.nn.MultiheadAttention) -> None:
         super().__init__()
@@ -72,11 +73,13 @@ class SelfAttention(torch.nn.Module):
 def with_plain_projections(transformer: torch.nn.Module) -> torch.nn.Module:
     """A copy of `transformer` with every MultiheadAttention it holds that `SelfAttention` computes exactly
     replaced by one (the original is left as it is)."""
-    import copy
-
     copied = copy.deepcopy(transformer)
-    for parent in copied.modules():
-        for name, child in list(parent.named_children()):
-            if SelfAttention.replaces(child):
-                setattr(parent, name, SelfAttention(child))
+    found = [
+        (parent, name, child)
+        for parent in copied.modules()
+        for name, child in parent.named_children()
+        if SelfAttention.replaces(child)
+    ]
+    for parent, name, child in found:
+        setattr(parent, name, SelfAttention(child))
     return copied
