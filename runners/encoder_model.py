@@ -60,6 +60,9 @@ TRUNCATABLE_POOL_TYPES = frozenset({"argmax", "eos", "first"})
 # Largest difference the load-time check accepts between truncated and 77-token text vectors.
 PADDING_CHECK_TOLERANCE = 1e-4
 PADDING_PROBE = ["a", "black leather ankle boots with a block heel", "red dress"]
+# Up to this many texts (a served batch) MiniLM runs as one padded batch without sentence-transformers' `encode`;
+# more (an index build) go through `encode`, which sorts them by length into mini-batches of 64.
+DIRECT_MAX_TEXTS = 64
 INT8_MIN_COSINE = 0.99  # an int8 text tower is kept only if every probe vector is this close to float32's
 INT8_PROBE = [
     *PADDING_PROBE,
@@ -376,10 +379,50 @@ class MiniLMEncoder:
             raise ValueError(f"{model_dir}: the model does not state its embedding size and maximum length")
         self.dim = int(dim)
         self.context_length = int(context_length)  # longer texts are truncated
+        self._direct = self._direct_layout() and self._direct_matches()
+
+    def _direct_layout(self) -> bool:
+        """Whether the model is exactly a transformer, mean pooling and normalisation without prompts, which
+        `_direct_forward` computes without sentence-transformers' `encode` around it."""
+        modules = [type(module).__name__ for module in self._model]
+        if modules != ["Transformer", "Pooling", "Normalize"] or not hasattr(self._model[0], "auto_model"):
+            return False
+        no_prompts = not any(self._model.prompts.values()) and self._model.default_prompt_name is None
+        pooling: Any = self._model[1]
+        return bool(pooling.get_config_dict().get("pooling_mode") == "mean" and no_prompts)
+
+    def _direct_matches(self) -> bool:
+        """Guard against sentence-transformers internals this module does not know: compare once, at load."""
+        gap = float(np.abs(self._direct_forward(INT8_PROBE) - self._encode(INT8_PROBE)).max())
+        if gap > PADDING_CHECK_TOLERANCE:
+            logger.warning("%s: direct forward differs by %.1e; using sentence-transformers", self.model_tag, gap)
+            return False
+        return True
+
+    def _direct_forward(self, texts: list[str]) -> np.ndarray:
+        """The model's forward and mean pooling over real tokens, as sentence-transformers computes them, without
+        its `encode` (its batching, sorting and module dispatch cost ~1.4 ms a call, 12% of one query's time)."""
+        import torch
+        import torch.nn.functional as F
+
+        features = self._model.tokenizer(
+            texts, padding=True, truncation=True, max_length=self.context_length, return_tensors="pt"
+        ).to(self.device)
+        transformer: Any = self._model[0].auto_model
+        with torch.inference_mode():
+            tokens = transformer(**features).last_hidden_state
+            mask = features["attention_mask"].unsqueeze(-1).to(tokens.dtype)
+            pooled = (tokens * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+            return F.normalize(pooled, dim=-1).float().cpu().numpy()
 
     def encode_text(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.empty((0, self.dim), dtype=np.float32)
+        if self._direct and len(texts) <= DIRECT_MAX_TEXTS:
+            return self._direct_forward(list(texts))
+        return self._encode(texts)
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
         # sentence-transformers sorts by length and pads each mini-batch to its longest text.
         vectors = self._model.encode(
             list(texts),

@@ -244,6 +244,19 @@ def test_minilm_vectors_are_unit_length(minilm: Encoder) -> None:
     assert minilm.encode_text([]).shape == (0, 384)
 
 
+def test_minilm_served_batches_skip_sentence_transformers_encode_and_give_its_vectors(minilm: Encoder) -> None:
+    """A served batch runs the model and mean pooling directly (runners/encoder_model.py `_direct_forward`);
+    an index build's larger batches still go through sentence-transformers, so both must give one vector per
+    text. MIXED_TEXTS includes an empty text and one past the 256-token context (truncated both ways)."""
+    from runners.encoder_model import DIRECT_MAX_TEXTS, MiniLMEncoder
+
+    assert isinstance(minilm, MiniLMEncoder) and minilm._direct  # the layout was recognised and checked at load
+    through_encode = minilm._encode(MIXED_TEXTS)
+    np.testing.assert_allclose(minilm.encode_text(MIXED_TEXTS), through_encode, atol=1e-5)
+    many = (MIXED_TEXTS * (DIRECT_MAX_TEXTS // len(MIXED_TEXTS) + 1))[: DIRECT_MAX_TEXTS + 1]  # past the limit
+    np.testing.assert_allclose(minilm.encode_text(many)[: len(MIXED_TEXTS)], through_encode, atol=1e-5)
+
+
 def test_minilm_has_no_image_tower(minilm: Encoder) -> None:
     with pytest.raises(Unsupported, match="no image tower"):
         minilm.encode_images([Image.new("RGB", (8, 8))])
