@@ -57,14 +57,16 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 Family = Literal["open-clip", "minilm"]
 # The text tower is truncated only when its pooled token depends on nothing after it (see module doc).
 TRUNCATABLE_POOL_TYPES = frozenset({"argmax", "eos", "first"})
-# Largest difference the load-time check accepts between truncated and 77-token text vectors.
-PADDING_CHECK_TOLERANCE = 1e-4
+# Largest difference a load-time check accepts between a faster path's vectors and the reference path's: the
+# truncated text tower against the 77-token one, MiniLM's direct forward against sentence-transformers' encode.
+SAME_VECTORS_TOLERANCE = 1e-4
 PADDING_PROBE = ["a", "black leather ankle boots with a block heel", "red dress"]
 # Up to this many texts (a served batch) MiniLM runs as one padded batch without sentence-transformers' `encode`;
 # more (an index build) go through `encode`, which sorts them by length into mini-batches of 64.
 DIRECT_MAX_TEXTS = 64
 INT8_MIN_COSINE = 0.99  # an int8 text tower is kept only if every probe vector is this close to float32's
-INT8_PROBE = [
+# Shopper queries the load-time checks encode both ways (int8 against float32, direct against encode).
+SHOPPER_PROBE = [
     *PADDING_PROBE,
     "mens running shoes",
     "navy blue slim fit chinos for the office",
@@ -235,7 +237,7 @@ class OpenClipEncoder:
     def _quantize_text(self) -> bool:
         """Swap the truncated tower's transformer for an int8 one if it keeps every probe's vector within
         `INT8_MIN_COSINE` of float32's; whether it did."""
-        reference = self.encode_text(INT8_PROBE)
+        reference = self.encode_text(SHOPPER_PROBE)
         original = self._text.transformer
         try:
             with warnings.catch_warnings():  # torch marks its eager quantization deprecated (torchao replaces it)
@@ -251,7 +253,7 @@ class OpenClipEncoder:
             self._text.transformer = original
             logger.warning("%s: no int8 text tower (%s); keeping float32", self.model_tag, exc)
             return False
-        agreement = float((self.encode_text(INT8_PROBE) * reference).sum(axis=1).min())
+        agreement = float((self.encode_text(SHOPPER_PROBE) * reference).sum(axis=1).min())
         if agreement < INT8_MIN_COSINE:
             self._text.transformer = original
             logger.warning(
@@ -288,7 +290,7 @@ class OpenClipEncoder:
     def _truncation_matches(self, probe: torch.Tensor, full: torch.Tensor) -> bool:
         """Guard against open_clip internals this module does not know: compare once, at load."""
         gap = float((self._text_features(self._truncate(probe)) - full).abs().max())
-        if gap > PADDING_CHECK_TOLERANCE:
+        if gap > SAME_VECTORS_TOLERANCE:
             logger.warning("%s: truncated text tower differs by %.1e; padding to full context", self.model_tag, gap)
             return False
         return True
@@ -393,8 +395,8 @@ class MiniLMEncoder:
 
     def _direct_matches(self) -> bool:
         """Guard against sentence-transformers internals this module does not know: compare once, at load."""
-        gap = float(np.abs(self._direct_forward(INT8_PROBE) - self._encode(INT8_PROBE)).max())
-        if gap > PADDING_CHECK_TOLERANCE:
+        gap = float(np.abs(self._direct_forward(SHOPPER_PROBE) - self._encode(SHOPPER_PROBE)).max())
+        if gap > SAME_VECTORS_TOLERANCE:
             logger.warning("%s: direct forward differs by %.1e; using sentence-transformers", self.model_tag, gap)
             return False
         return True
@@ -403,7 +405,6 @@ class MiniLMEncoder:
         """The model's forward and mean pooling over real tokens, as sentence-transformers computes them, without
         its `encode` (its batching, sorting and module dispatch cost ~1.4 ms a call, 12% of one query's time)."""
         import torch
-        import torch.nn.functional as F
 
         features = self._model.tokenizer(
             texts, padding=True, truncation=True, max_length=self.context_length, return_tensors="pt"
@@ -412,8 +413,7 @@ class MiniLMEncoder:
         with torch.inference_mode():
             tokens = transformer(**features).last_hidden_state
             mask = features["attention_mask"].unsqueeze(-1).to(tokens.dtype)
-            pooled = (tokens * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
-            return F.normalize(pooled, dim=-1).float().cpu().numpy()
+            return _normalised((tokens * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9))
 
     def encode_text(self, texts: list[str]) -> np.ndarray:
         if not texts:
