@@ -20,6 +20,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -30,18 +31,17 @@ from domain.ranking import BACKFILL_SLACK  # noqa: E402
 from domain.settings import get_settings  # noqa: E402
 from loadtests.workload import DistinctQueries  # noqa: E402
 
+if TYPE_CHECKING:
+    from runners.vector_index import VectorIndex
+
 K = 20 + BACKFILL_SLACK
 BOUND_MS = 75.0
 
 
-def measure(batch_sizes: list[int], seconds: float, *, int8_text: bool) -> dict[str, object]:
+def measure(index: VectorIndex, batch_sizes: list[int], seconds: float, *, int8_text: bool) -> dict[str, object]:
     from runners.encoder_model import load_encoder
-    from runners.vector_index import VectorIndex
 
-    settings = get_settings()
     encoder = load_encoder(device="cpu", int8_text=int8_text)
-    index = VectorIndex.load_current(settings.resolved_index_path)
-    index.warm()
     queries = DistinctQueries(seed=99)
     encoder.encode_text([next(queries) for _ in range(4)])
     rows = []
@@ -97,10 +97,15 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=6.0, help="per batch size")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
+    from runners.vector_index import VectorIndex
+
+    settings = get_settings()
+    index = VectorIndex.load_current(settings.resolved_index_path)  # loaded and warmed once for both towers
+    index.warm()
     batch_sizes = [int(size) for size in args.batch_sizes.split(",")]
-    result = measure(batch_sizes, args.seconds, int8_text=get_settings().encoder_int8_text)  # as served
+    result = measure(index, batch_sizes, args.seconds, int8_text=settings.encoder_int8_text)  # as served
     if result["int8_text"]:
-        result["float32_limit_qps"] = measure(batch_sizes, args.seconds, int8_text=False)["limit_qps"]
+        result["float32_limit_qps"] = measure(index, batch_sizes, args.seconds, int8_text=False)["limit_qps"]
     args.out.write_text(json.dumps(result, indent=2))
     return 0
 
