@@ -82,23 +82,34 @@ async def test_a_request_whose_tasks_each_call_a_runner_leaves_its_cheap_phase_o
     assert gate.cheap == 0  # not -1: the shared phase was ended once
 
 
-async def test_the_middleware_counts_api_requests_until_they_answer_even_when_they_fail() -> None:
+async def test_the_middleware_counts_api_reads_until_they_answer_even_when_they_fail() -> None:
     gate = CheapFirst()
     seen: list[int] = []
 
-    async def search(_request: Request) -> PlainTextResponse:
+    async def record(_request: Request) -> PlainTextResponse:
         seen.append(gate.cheap)
         return PlainTextResponse("ok")
 
     async def broken(_request: Request) -> PlainTextResponse:
         raise RuntimeError("boom")
 
-    app = Starlette(routes=[Route("/api/v1/search", search), Route("/api/v1/broken", broken), Route("/health", search)])
+    app = Starlette(
+        routes=[
+            Route("/api/v1/search", record, methods=["POST"]),
+            Route("/api/v1/broken", broken),
+            Route("/health", record),
+            Route("/api/v1/feedback", record, methods=["POST"]),
+            Route("/api/v1/users/7", record, methods=["DELETE"]),
+        ]
+    )
     wrapped = CheapFirstMiddleware(app, hold_s=0.05, gate=gate)
     transport = httpx.ASGITransport(app=wrapped, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://vitrine") as client:
-        assert (await client.get("/api/v1/search")).status_code == 200
+        assert (await client.post("/api/v1/search")).status_code == 200
         assert (await client.get("/health")).status_code == 200
         assert (await client.get("/api/v1/broken")).status_code == 500
-    assert seen == [1, 0]  # the API request counted while it ran; the probe never
+        assert (await client.post("/api/v1/feedback")).status_code == 200
+        assert (await client.delete("/api/v1/users/7")).status_code == 200
+    # The search counted while it ran; the probe and the writes never (a write is never cheap).
+    assert seen == [1, 0, 0, 0]
     assert gate.cheap == 0 and gate.hold_s == 0.05
