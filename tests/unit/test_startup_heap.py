@@ -33,3 +33,20 @@ def test_what_serving_allocates_later_is_still_collected() -> None:
     assert any(tracked is cycle for tracked in gc.get_objects())
     del cycle
     assert gc.collect() >= 1
+
+
+@pytest.fixture
+def default_thresholds_afterwards() -> Iterator[None]:
+    before = gc.get_threshold()
+    yield
+    gc.set_threshold(*before)
+    gc.unfreeze()
+
+
+@pytest.mark.usefixtures("default_thresholds_afterwards")
+def test_a_requests_worth_of_allocations_does_not_start_a_young_collection() -> None:
+    serving.freeze_startup_heap()
+    young_collections = gc.get_stats()[0]["collections"]
+    kept = [{"row": i} for i in range(5_000)]  # a request's dicts and lists: several of CPython's default 700
+    assert gc.get_stats()[0]["collections"] == young_collections
+    assert len(kept) == 5_000
