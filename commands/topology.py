@@ -42,6 +42,8 @@ from typing import Annotated
 
 import typer
 
+from runners import serving
+
 app = typer.Typer(no_args_is_help=True)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,6 +61,7 @@ def server_command(service_name: str, *, host: str, port: int, depends: dict[str
     """The command one pod runs for one service (the image's entrypoint adds the Bento path)."""
     command = [sys.executable, "-m", "bentoml_cli._internal.start", "start-http-server", SERVICE]
     command += ["--service-name", service_name, "--host", host, "--port", str(port)]
+    command += ["--timeout-keep-alive", str(serving.KEEP_ALIVE_S)]
     for name, url in (depends or {}).items():
         command += ["--depends", f"{name}={url}"]
     return command

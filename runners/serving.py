@@ -35,6 +35,12 @@ log = logging.getLogger("vitrine.serving")
 
 RUNNER_CONNECTION: dict[str, Any] = {"max_requests": 1_000_000_000, "max_age": 86400.0}
 
+# `--timeout-keep-alive` of every server vitrine starts (the Makefile, the Kubernetes manifests, `vitrine topology`,
+# the load runs): idle connections stay open longer than any client in front keeps one idle (a load balancer's
+# 60 s, BentoML's runner clients' 15 s), so the client closes first. At uvicorn's 5 s a request could go out on a
+# connection the server was closing that instant: a load run's shopper, idle over 5 s, got "connection closed".
+KEEP_ALIVE_S = 75
+
 
 def fix_output_media_types(service: Any) -> None:
     """Name the media type of every API's output, so BentoML stops deriving it from the schema per response."""

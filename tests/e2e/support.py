@@ -21,6 +21,8 @@ from typing import Any, TypeVar
 
 import httpx
 
+from runners import serving
+
 REPO = Path(__file__).resolve().parents[2]
 SHARED_DATA = REPO.parent / "shared" / "data"
 FASHION_FEED = SHARED_DATA / "fashion-product-images" / "awin-feed.csv"
@@ -83,9 +85,11 @@ def run_cli(*args: str, env: dict[str, str], timeout: float = 600) -> str:
 def serve(target: str, *, port: int, env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
     """`bentoml serve TARGET` on 127.0.0.1:PORT, output appended to `log_path`, in a process group of its own
     so that `stop_process_group` ends the whole of it (API workers and runners)."""
+    argv = [str(BIN / "bentoml"), "serve", target, "--port", str(port), "--host", "127.0.0.1"]
+    argv += ["--timeout-keep-alive", str(serving.KEEP_ALIVE_S)]  # as `make serve` and the manifests do
     with log_path.open("ab") as log:
         return subprocess.Popen(
-            [str(BIN / "bentoml"), "serve", target, "--port", str(port), "--host", "127.0.0.1"],
+            argv,
             cwd=REPO,
             env=env,
             stdout=log,

@@ -9,6 +9,7 @@ of one request per item, and CORS.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import random
 import threading
@@ -49,6 +50,23 @@ def test_multipart_without_a_boundary_is_a_400_not_a_500(stack, path):
     response = stack.client.post(path, content=b"--x\r\n\r\n--x--", headers={"content-type": "multipart/form-data"})
     assert response.status_code == 400, response.text
     assert response.json()["field"] == "Content-Type"
+
+
+def test_an_idle_keep_alive_connection_is_not_closed_under_a_client_about_to_reuse_it(stack):
+    # uvicorn's default closed connections idle for 5 s; a shopper idle that long could send its next request
+    # as the server closed the connection and get "connection closed" (a load run's one error).
+    host, port = stack.url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        connection.request("GET", "/live")
+        assert connection.getresponse().read() == b'{"alive":true}'
+        first = connection.sock
+        time.sleep(6)
+        connection.request("GET", "/live")  # http.client reconnects only after a "Connection: close"
+        assert connection.getresponse().read() == b'{"alive":true}'  # RemoteDisconnected if the server closed it
+        assert connection.sock is first
+    finally:
+        connection.close()
 
 
 def test_the_deepest_page_is_empty_rather_than_a_500(stack):

@@ -20,6 +20,7 @@ import typer.main
 import yaml
 
 from domain.settings import Settings
+from runners import serving
 
 REPO = Path(__file__).resolve().parents[2]
 OVERLAYS = sorted(path.name for path in (REPO / "deploy" / "kubernetes" / "overlays").iterdir() if path.is_dir())
@@ -104,6 +105,8 @@ def test_each_service_is_its_own_deployment_serving_the_service_it_is_named_for(
         assert "command" not in container and args[0] == "start-http-server", args
         assert flag(args, "--service-name") == [served]
         assert flag(args, "--port") == ["3000"] and container["ports"][0]["containerPort"] == 3000
+        # Idle connections outlive the clients' idle timeouts (runners/serving.py KEEP_ALIVE_S).
+        assert flag(args, "--timeout-keep-alive") == [str(serving.KEEP_ALIVE_S)]
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
