@@ -50,7 +50,7 @@ def fix_output_media_types(service: Any) -> None:
 
 
 # The cyclic GC collects its youngest generation once container allocations outnumber frees by this much
-# (CPython's default, 700, is passed several times over by one request of the API worker).
+# (CPython's default, 700, is passed again and again by the requests in flight).
 YOUNG_COLLECTION_THRESHOLD = 50_000
 
 
