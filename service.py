@@ -92,7 +92,7 @@ class Vitrine:
         self.components = Components(settings, encoder_runner=self.encoder, index_runner=index_runner)
         await self.components.start()
         self.product_images = storefront.ProductImages(self.components.catalog.fetch, settings.catalog_image_roots)
-        serving.freeze_startup_heap()
+        serving.settle_gc_after_startup()
 
     @bentoml.on_shutdown
     async def stop(self) -> None:

@@ -76,7 +76,7 @@ class TextImageEncoder:
             self.model, device=current.encoder_device, num_threads=threads, int8_text=current.encoder_int8_text
         )
         self.encoder.encode_text(["warm up"])  # first call pays lazy kernel setup; keep it out of requests
-        serving.freeze_startup_heap()
+        serving.settle_gc_after_startup()
 
     @bentoml.api(
         batchable=True,

@@ -67,7 +67,7 @@ class VectorIndexService:
     @bentoml.on_startup
     async def start_watcher(self) -> None:
         self.live.start_watching()
-        serving.freeze_startup_heap()
+        serving.settle_gc_after_startup()
 
     @bentoml.on_shutdown
     async def stop_watcher(self) -> None:

@@ -14,7 +14,7 @@
   (loadtests/README.md). Without an exporter the middleware is left out; with one, tracing works as BentoML ships
   it. What goes with it: BentoML's `X-BentoML-Request-ID` header and the trace ids in its log lines (vitrine's
   own `X-Request-ID` and access line stay).
-- `freeze_startup_heap`: a service's startup leaves hundreds of thousands of long-lived objects (modules, the
+- `settle_gc_after_startup`: a service's startup leaves hundreds of thousands of long-lived objects (modules, the
   model's or the index's wrappers, pydantic and SQLAlchemy's structures, query understanding's lexicons), and
   every full collection of CPython's cyclic GC walks them all. Under the mix the API worker ran one every ~9 s,
   ~150 ms long, with its event loop stopped: a whole wave of requests waited behind it (loadtests/README.md).
@@ -55,7 +55,7 @@ def fix_output_media_types(service: Any) -> None:
 YOUNG_COLLECTION_THRESHOLD = 50_000
 
 
-def freeze_startup_heap() -> None:
+def settle_gc_after_startup() -> None:
     """Collect once, then move everything alive into CPython's permanent generation (`gc.freeze`), so later
     collections walk only what the service allocates while it serves, and collect the youngest generation far less
     often. Call it once startup is done."""

@@ -1,4 +1,5 @@
-"""The startup heap is frozen out of the cyclic GC's collections (runners/serving.py `freeze_startup_heap`)."""
+"""After startup the cyclic GC leaves the startup heap alone and collects the young generation rarely
+(runners/serving.py `settle_gc_after_startup`)."""
 
 from __future__ import annotations
 
@@ -22,14 +23,14 @@ def gc_restored_afterwards() -> Iterator[None]:
 def test_what_startup_left_alive_is_in_no_generation_a_collection_walks() -> None:
     loaded_at_startup = {"lexicon": ["a", "b"]}  # a tracked container, alive when startup ends
     assert gc.is_tracked(loaded_at_startup)
-    serving.freeze_startup_heap()
+    serving.settle_gc_after_startup()
     assert gc.get_freeze_count() > 0
     assert not any(tracked is loaded_at_startup for tracked in gc.get_objects())
 
 
 @pytest.mark.usefixtures("gc_restored_afterwards")
 def test_what_serving_allocates_later_is_still_collected() -> None:
-    serving.freeze_startup_heap()
+    serving.settle_gc_after_startup()
     cycle: list[object] = []
     cycle.append(cycle)  # only the cyclic GC can free a cycle
     assert any(tracked is cycle for tracked in gc.get_objects())
@@ -39,7 +40,7 @@ def test_what_serving_allocates_later_is_still_collected() -> None:
 
 @pytest.mark.usefixtures("gc_restored_afterwards")
 def test_what_the_requests_in_flight_hold_does_not_start_a_young_collection() -> None:
-    serving.freeze_startup_heap()
+    serving.settle_gc_after_startup()
     young_collections = gc.get_stats()[0]["collections"]
     kept = [{"row": i} for i in range(5_000)]  # the containers requests in flight hold: 7x CPython's default 700
     assert gc.get_stats()[0]["collections"] == young_collections
