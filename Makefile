@@ -31,7 +31,7 @@ prepare: setup
 
 serve: prepare
 	@echo "vitrine: the storefront page is at http://localhost:$${API_PORT:-3000}/ (JSON API under /api/v1/)"
-	$(BIN)/bentoml serve service:Vitrine --timeout-keep-alive 75  # runners/serving.py KEEP_ALIVE_S
+	$(BIN)/bentoml serve service:Vitrine --timeout-keep-alive 75  # runners/serving.py SERVER_FLAGS
 
 test: setup
 	$(BIN)/pytest -q

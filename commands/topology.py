@@ -61,7 +61,7 @@ def server_command(service_name: str, *, host: str, port: int, depends: dict[str
     """The command one pod runs for one service (the image's entrypoint adds the Bento path)."""
     command = [sys.executable, "-m", "bentoml_cli._internal.start", "start-http-server", SERVICE]
     command += ["--service-name", service_name, "--host", host, "--port", str(port)]
-    command += ["--timeout-keep-alive", str(serving.KEEP_ALIVE_S)]
+    command += serving.SERVER_FLAGS
     for name, url in (depends or {}).items():
         command += ["--depends", f"{name}={url}"]
     return command

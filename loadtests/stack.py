@@ -371,7 +371,7 @@ def serve_vitrine(
     if tree != REPO:  # ahead of the editable install, which points at this checkout
         env["PYTHONPATH"] = str(tree)
     argv = [str(BIN / "bentoml"), "serve", app, "--host", "127.0.0.1", "--port", str(port)]
-    argv += ["--timeout-keep-alive", str(serving.KEEP_ALIVE_S)]  # as `make serve` and the manifests do
+    argv += serving.SERVER_FLAGS  # as `make serve` and the manifests do
     process = Process(name, argv, env, logs / f"{name}.log", cwd=tree).start()
     stack = Stack(name, process, f"http://127.0.0.1:{port}", settings)
     stack.wait_ready()

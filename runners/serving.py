@@ -41,6 +41,7 @@ RUNNER_CONNECTION: dict[str, Any] = {"max_requests": 1_000_000_000, "max_age": 8
 # 60 s, BentoML's runner clients' 15 s), so the client closes first. At uvicorn's 5 s a request could go out on a
 # connection the server was closing that instant: a load run's shopper, idle over 5 s, got "connection closed".
 KEEP_ALIVE_S = 75
+SERVER_FLAGS = ("--timeout-keep-alive", str(KEEP_ALIVE_S))  # what every `bentoml serve` / `start-http-server` gets
 
 
 def fix_output_media_types(service: Any) -> None:

@@ -86,7 +86,7 @@ def serve(target: str, *, port: int, env: dict[str, str], log_path: Path) -> sub
     """`bentoml serve TARGET` on 127.0.0.1:PORT, output appended to `log_path`, in a process group of its own
     so that `stop_process_group` ends the whole of it (API workers and runners)."""
     argv = [str(BIN / "bentoml"), "serve", target, "--port", str(port), "--host", "127.0.0.1"]
-    argv += ["--timeout-keep-alive", str(serving.KEEP_ALIVE_S)]  # as `make serve` and the manifests do
+    argv += serving.SERVER_FLAGS  # as `make serve` and the manifests do
     with log_path.open("ab") as log:
         return subprocess.Popen(
             argv,

@@ -105,8 +105,13 @@ def test_each_service_is_its_own_deployment_serving_the_service_it_is_named_for(
         assert "command" not in container and args[0] == "start-http-server", args
         assert flag(args, "--service-name") == [served]
         assert flag(args, "--port") == ["3000"] and container["ports"][0]["containerPort"] == 3000
-        # Idle connections outlive the clients' idle timeouts (runners/serving.py KEEP_ALIVE_S).
-        assert flag(args, "--timeout-keep-alive") == [str(serving.KEEP_ALIVE_S)]
+        # Idle connections outlive the clients' idle timeouts (runners/serving.py SERVER_FLAGS).
+        assert flag(args, serving.SERVER_FLAGS[0]) == [serving.SERVER_FLAGS[1]]
+
+
+def test_make_serve_passes_the_server_flags_every_deployment_has():
+    serve_recipe = (REPO / "Makefile").read_text().split("\nserve:", 1)[1].split("\n\n", 1)[0]
+    assert " ".join(serving.SERVER_FLAGS) in serve_recipe
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
