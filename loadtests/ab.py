@@ -2,6 +2,7 @@
 
     .venv/bin/python loadtests/ab.py API_WORKERS=2                         # B = A + these settings
     .venv/bin/python loadtests/ab.py --a ENCODER_WORKERS=1 ENCODER_WORKERS=2 --rounds 3 --seconds 40
+    .venv/bin/python loadtests/ab.py --a-rev HEAD --rounds 3             # A: HEAD's code, B: this checkout's
 
 Both systems are up side by side (the same database, each with a Redis database of its own) and
 get the same mix in turns, A B A B ..., so a busy spell on the shared box hits both alike. Prints p50/p95 per
@@ -50,8 +51,9 @@ def settings_of(pairs: list[str]) -> dict[str, str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("b", nargs="+", metavar="NAME=VALUE", help="B's settings on top of A's")
+    parser.add_argument("b", nargs="*", metavar="NAME=VALUE", help="B's settings on top of A's")
     parser.add_argument("--a", nargs="*", default=[], metavar="NAME=VALUE", help="A's settings on top of the run's")
+    parser.add_argument("--a-rev", metavar="REV", help="A runs this git revision's code (B: this checkout's)")
     parser.add_argument("--model", choices=sorted(stack.MODELS), default="vit")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=45.0, help="per turn, the first 10 s not counted")
@@ -60,6 +62,9 @@ def main() -> int:
     parser.add_argument("--arrivals", choices=("poisson", "bunched"), default="poisson",
                         help="bunched: every user at once, once a second (loadtests/locustfile.py)")  # fmt: skip
     args = parser.parse_args()
+    if not args.b and not args.a_rev:
+        parser.error("B needs settings of its own, or --a-rev: else A and B are the same system")
+    trees = {"A": stack.checkout(args.a_rev)} if args.a_rev else {}
     a = {**VITRINE_SETTINGS, "API_ENABLE_CACHE": "true", **settings_of(args.a)}
     b = {**a, **settings_of(args.b)}
     out = REPO / "reports" / "ab" / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -76,8 +81,9 @@ def main() -> int:
     try:
         for label, settings in (("A", a), ("B", b)):
             url = f"{redis_url.rsplit('/', 1)[0]}/{len(systems)}"
-            systems.append((label, stack.serve_vitrine(f"vitrine-{label}", model, tag, url, settings, out / "logs",
-                                                       app="service:Vitrine")))  # fmt: skip
+            served = stack.serve_vitrine(f"vitrine-{label}", model, tag, url, settings, out / "logs",
+                                         app="service:Vitrine", tree=trees.get(label, stack.REPO))  # fmt: skip
+            systems.append((label, served))
             sampler.track(f"vitrine-{label}", systems[-1][1].process.pid)
         mix = ["--workload", "mix", "--shape", "steady", "--rate", f"{args.rate:g}", "--warmup-s", f"{WARMUP_S:g}",
                "--duration", f"{args.seconds - WARMUP_S:g}", "--search-mode", args.search_mode,
@@ -113,6 +119,8 @@ def main() -> int:
                 stage_rows.append([phase["name"], stage, found["count"], f"{found['p50_ms']:.1f}",
                                    f"{found['p95_ms']:.1f}"])  # fmt: skip
     print(table(["turn", "stage (server side)", "count", "p50 ms", "p95 ms"], stage_rows) + "\n")
+    if args.a_rev:
+        a = {"code": f"{args.a_rev} (B: this checkout's)", **a}
     print(f"A: {a}\nB: {b}\n")
     print(table(["system", "request", "ok", "failed", "p50 ms", "p95 ms"], rows))
     (out / "summary.md").write_text(f"A: {a}\n\nB: {b}\n\n" + table(["system", "request", "ok", "failed", "p50 ms",
