@@ -9,8 +9,9 @@ background.
 So each user has an erase generation in Redis (`vitrine:erased:{user_id}`). The erase advances it after its
 database part has committed, and deletes the cached keys after that (adapters/privacy.py). A writer reads the
 generation before it reads or stores the data its write derives from, and writes only while the generation is
-unchanged: in one script that checks it (`write_unless_erased`), or under WATCH/MULTI where the write is a
-read-modify-write (the session, `watch_unerased`). Either its write lands before the advance, and the erase's
+unchanged, in one script that checks it (`write_unless_erased`; where the write is a read-modify-write, as the
+session's is, the script also checks that what the writer read is still there: `write_if_unchanged`). Either its
+write lands before the advance, and the erase's
 cleanup removes it; or after, and it is dropped. A writer that starts after the erase reads the new generation and
 writes normally: feedback after an erase is a new history. (A writer that read the old generation just before the
 erase but stored its event just after it is dropped too; the event itself is kept, and the next profile
@@ -26,11 +27,10 @@ row in PostgreSQL is fenced in the database itself (SqlInteractionLog.save_profi
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable
-from typing import Any
 
 from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 
 from adapters.cache import Cache
 from domain import cache_keys
@@ -65,23 +65,18 @@ async def advance(client: Redis, user_id: int) -> None:
         await pipe.execute()
 
 
-async def watch_unerased(pipe: Pipeline, user_id: int, generation: int, *keys: str) -> list[Any] | None:
-    """WATCH the user's erase generation and `keys`, and read them: the keys' values, or None when the user
-    has been erased since `generation`. Then `pipe.multi()`, queue the writes and `execute()`: it raises
-    WatchError if any of them changed meanwhile."""
-    fence = cache_keys.erase_generation(user_id)
-    await pipe.watch(fence, *keys)
-    current, *values = await pipe.mget([fence, *keys])
-    return None if _generation(current) != generation else values
-
-
-# The fence check and the writes as one script: Redis runs a script whole, with nothing in between, so no WATCH is
-# needed, and it is one round trip where WATCH, read and MULTI/EXEC were three. ARGV: the generation the writer
-# read, then each command as its length and its words. (The written keys travel in ARGV, which is fine on one
-# Redis; Redis Cluster, which vitrine does not use, would want them in KEYS.)
+# The fence check and the writes as one script: Redis runs a script whole, with nothing in between, so it is one
+# round trip where WATCH, a read and MULTI/EXEC were three. KEYS[1]: the user's erase generation; KEYS[2..]: keys
+# the writer read (a read-modify-write), which must still hold what it read. ARGV: the generation the writer read,
+# the value it read of each of KEYS[2..] ('' for none), then each command as its length and its words. Returns 1
+# when the writes ran, 0 when the user was erased since, -1 when a read key changed since. (The written keys travel
+# in ARGV, which is fine on one Redis; Redis Cluster, which vitrine does not use, would want them in KEYS.)
 FENCED_WRITES = """
 if (redis.call('GET', KEYS[1]) or '0') ~= ARGV[1] then return 0 end
-local i = 2
+for k = 2, #KEYS do
+  if (redis.call('GET', KEYS[k]) or '') ~= ARGV[k] then return -1 end
+end
+local i = #KEYS + 1
 while i <= #ARGV do
   local n = tonumber(ARGV[i])
   redis.call(unpack(ARGV, i + 1, i + n))
@@ -89,6 +84,14 @@ while i <= #ARGV do
 end
 return 1
 """
+
+
+class Fenced(enum.Enum):
+    """What became of a fenced script's writes."""
+
+    WRITTEN = 1
+    ERASED = 0  # the user was erased since the writer read the generation: nothing written, nothing to redo
+    CHANGED = -1  # a key the writer read has changed since: nothing written; read it again and retry
 
 
 class FencedWrites:
@@ -106,11 +109,23 @@ class FencedWrites:
     def zincrby(self, key: str, amount: float, member: str) -> None:
         self.commands.append(("ZINCRBY", key, amount, member))
 
-    def script_args(self, generation: int) -> list[str | bytes | int | float]:
-        args: list[str | bytes | int | float] = [str(generation)]
+    def script_args(self) -> list[str | bytes | int | float]:
+        args: list[str | bytes | int | float] = []
         for command in self.commands:
             args += [len(command), *command]
         return args
+
+
+async def write_if_unchanged(
+    cache: Cache, user_id: int, generation: int, writes: FencedWrites, *, read: dict[str, bytes | str | None]
+) -> Fenced:
+    """Run `writes` only if the user has not been erased since `generation` and each key of `read` still holds the
+    value it maps to (None: no value), in one script. Raises what Redis raises: the caller guards it."""
+    ran = await cache.script(FENCED_WRITES)(
+        keys=[cache_keys.erase_generation(user_id), *read],
+        args=[str(generation), *(value or b"" for value in read.values()), *writes.script_args()],
+    )
+    return Fenced(int(ran))
 
 
 async def write_unless_erased(
@@ -124,9 +139,6 @@ async def write_unless_erased(
     writes(queued)
 
     async def run() -> bool:
-        ran = await cache.script(FENCED_WRITES)(
-            keys=[cache_keys.erase_generation(user_id)], args=queued.script_args(generation)
-        )
-        return bool(ran)
+        return await write_if_unchanged(cache, user_id, generation, queued, read={}) is Fenced.WRITTEN
 
     return await cache.guarded(op, run, False)

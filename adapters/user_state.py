@@ -2,8 +2,10 @@
 
 The session lives in the cache (Redis; in-process on the embedded default), keyed by user and model. Two
 events for one user can arrive at the same moment on different workers, so the read-modify-write of the
-session runs under WATCH/MULTI and is retried when another writer got there first: both events are applied,
-none is lost. Profiles are durable in `user_profiles` and cached for `CACHE_TTL_USER_EMBEDDING`.
+session is a compare-and-set: read it, fold the event in, and write it in a script only if it still holds what
+was read; otherwise read again. Both events are applied, none is lost. The same script moves the user's version
+counter on, so one round trip both applies the event and makes the user's cached answers stale. Profiles are
+durable in `user_profiles` and cached for `CACHE_TTL_USER_EMBEDDING`.
 
 Every write here is derived from the user's data read a moment before, and a privacy erase may come in
 between: each carries the user's erase generation, read before that data, and is dropped if an erase
@@ -19,11 +21,10 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-from redis.exceptions import WatchError
 
 from adapters.cache import Cache
 from adapters.db.interactions import SqlInteractionLog
-from adapters.erasure import EraseGenerations, FencedWrites, watch_unerased, write_unless_erased
+from adapters.erasure import EraseGenerations, Fenced, FencedWrites, write_if_unchanged, write_unless_erased
 from domain import cache_keys
 from domain.interactions import InteractionType
 from domain.ports import ProductVectors, Vector
@@ -33,7 +34,7 @@ from domain.session import SessionState
 log = logging.getLogger("vitrine.user_state")
 
 SESSION_TTL_S = 4 * 3600  # longer than any session decay: by then the session has faded anyway
-MAX_WATCH_RETRIES = 20
+MAX_RACE_RETRIES = 20
 PROFILE_COALESCE_S = 1.0  # events of one user within this of each other share one profile recompute
 LOCK_STRIPES = 256
 
@@ -61,27 +62,25 @@ class CacheSessionStore:
             return False  # the cache could not say whether the user is being erased: most likely it is down
         key = self._key(user_id)
 
-        async def transaction() -> bool:
-            for _ in range(MAX_WATCH_RETRIES):
-                async with self._cache.client.pipeline(transaction=True) as pipe:
-                    try:
-                        session = await watch_unerased(pipe, user_id, erase_generation, key)
-                        if session is None:
-                            log.info("user %s was erased while an event was in flight; session left erased", user_id)
-                            return True  # the event is erased with the rest: nothing to apply
-                        state = SessionState.loads(session[0])
-                        updated = state.apply(kind, vector, weight=weight, at=at)
-                        pipe.multi()
-                        pipe.set(key, updated.dumps(), ex=SESSION_TTL_S)
-                        await pipe.execute()
-                        return True
-                    except WatchError:
-                        continue  # another event for this user (or an erase) landed first: read again
-            log.error("session update for user %s lost the race %d times", user_id, MAX_WATCH_RETRIES)
+        async def compare_and_set() -> bool:
+            for _ in range(MAX_RACE_RETRIES):
+                read = await self._cache.client.get(key)
+                updated = SessionState.loads(read).apply(kind, vector, weight=weight, at=at)
+                writes = FencedWrites()
+                writes.set(key, updated.dumps(), ex=SESSION_TTL_S)
+                queue_version_bump(writes, user_id)
+                outcome = await write_if_unchanged(self._cache, user_id, erase_generation, writes, read={key: read})
+                if outcome is Fenced.ERASED:
+                    log.info("user %s was erased while an event was in flight; session left erased", user_id)
+                    return True  # the event is erased with the rest: nothing to apply
+                if outcome is Fenced.WRITTEN:
+                    return True
+                # Fenced.CHANGED: another event for this user landed first (on another worker): read again
+            log.error("session update for user %s lost the race %d times", user_id, MAX_RACE_RETRIES)
             return False
 
         async with self._locks[user_id % LOCK_STRIPES]:
-            return await self._cache.guarded("session_update", transaction, False)
+            return await self._cache.guarded("session_update", compare_and_set, False)
 
     async def embedding(self, user_id: int, *, now: float) -> Vector | None:
         raw = await self._cache.get_bytes(self._key(user_id), kind="user_embedding")
@@ -101,10 +100,15 @@ class CacheUserVersions:
         # Dropped when the user was erased meanwhile: the erase moved the version on itself, and the activity
         # entry (a user id, shown on /cache/stats) must not come back.
         def writes(queued: FencedWrites) -> None:
-            queued.incr(cache_keys.user_version(user_id))
-            queued.zincrby(cache_keys.user_activity(), 1.0, str(user_id))
+            queue_version_bump(queued, user_id)
 
         await write_unless_erased(self._cache, user_id, erase_generation, writes, op="user_version")
+
+
+def queue_version_bump(writes: FencedWrites, user_id: int) -> None:
+    """The user's cached answers are stale: their version moves on, and the event counts towards their activity."""
+    writes.incr(cache_keys.user_version(user_id))
+    writes.zincrby(cache_keys.user_activity(), 1.0, str(user_id))
 
 
 class Profiles:

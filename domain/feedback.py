@@ -3,8 +3,9 @@
 Order matters. The event is committed to `user_interactions` first: if that fails the client gets a 503 and
 retries, so an acknowledged event is never lost. Only then, before answering, the session embedding is
 updated (so the very next request sees it) and the user's cached recommendations are invalidated (one
-counter bump). The long-term profile is recomputed later, off the request path. A session that cannot be
-updated (cache or index down) does not fail the request: the event is stored, and the profile will use it.
+counter bump, in the same write as the session's). The long-term profile is recomputed later, off the request
+path. A session that cannot be updated (cache or index down) does not fail the request: the event is stored,
+and the profile will use it.
 
 An event with context 'search' may name the query whose results led to the product (`query`, stored normalised):
 the search learns from those in the background (domain/click_model.py), never on this request's path.
@@ -77,30 +78,32 @@ class FeedbackPipeline:
 
         self.on_accepted(event.interaction_type)
         weight = interaction_weight(event.interaction_type, event.rating)
-        if weight > 0:
-            await self._update_session(
-                event, weight=weight, at=occurred_at.timestamp(), erase_generation=erase_generation
-            )
-        await self.versions.bump(event.user_id, erase_generation=erase_generation)
+        session_written = weight > 0 and await self._update_session(
+            event, weight=weight, at=occurred_at.timestamp(), erase_generation=erase_generation
+        )
+        if not session_written:  # a session write moves the version on with it, in one round trip
+            await self.versions.bump(event.user_id, erase_generation=erase_generation)
         self.refresh_profile(event.user_id)
         return answer, False
 
     async def _update_session(
         self, event: FeedbackRequest, *, weight: float, at: float, erase_generation: int | None
-    ) -> None:
+    ) -> bool:
+        """Whether the session store took the event (and with it the version bump)."""
         try:
             vector = (await self.vectors.vectors([event.product_id])).get(event.product_id)
         except DependencyDown as exc:
             log.warning("session not updated for user %s: %s", event.user_id, exc.message)
-            return
+            return False
         if vector is None:
             log.info("product %s is not in the index yet; session unchanged", event.product_id)
-            return
+            return False
         applied = await self.sessions.apply(
             event.user_id, event.interaction_type, vector, weight=weight, at=at, erase_generation=erase_generation
         )
         if not applied:
             log.warning("session store unavailable; user %s's session not updated (event stored)", event.user_id)
+        return applied
 
     async def accept_batch(self, events: list[dict[str, Any]]) -> FeedbackBatchResponse:
         """Each event on its own: one bad event gets its own error and does not sink the others."""

@@ -100,9 +100,10 @@ class SessionStore(Protocol):
         at: float,
         erase_generation: int | None,
     ) -> bool:
-        """Fold one event into the user's session atomically, unless the user was erased since
-        `erase_generation` (then the event is erased too, and nothing is written); False when the store
-        cannot be reached or the generation is unknown."""
+        """Fold one event into the user's session atomically and, in the same write, move the user's version
+        on (as `UserVersions.bump`), unless the user was erased since `erase_generation` (then the event is
+        erased too, and nothing is written). False when nothing could be written: the store cannot be reached
+        or the generation is unknown."""
         ...
 
     async def embedding(self, user_id: int, *, now: float) -> Vector | None: ...

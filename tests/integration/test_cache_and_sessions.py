@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from adapters.cache import Cache
-from adapters.erasure import FencedWrites, advance, write_unless_erased
+from adapters.erasure import Fenced, FencedWrites, advance, write_if_unchanged, write_unless_erased
 from adapters.user_state import CacheSessionStore, CacheUserVersions
 from domain import cache_keys
 from domain.interactions import InteractionType
@@ -55,10 +55,11 @@ async def test_concurrent_session_updates_lose_nothing(cache):
     state = SessionState.loads(raw)
     assert state.parts[InteractionType.CLICK].weight == pytest.approx(24 * 0.3, rel=1e-3)
     assert await store.embedding(user, now=now) is not None
+    assert await CacheUserVersions(cache).current(user) == 24  # each session write moved the version on with it
 
 
 async def test_session_updates_from_two_workers_lose_nothing(redis_url):
-    """Two API workers (each its own store and connections, so no shared lock): WATCH/MULTI retries."""
+    """Two API workers (each its own store and connections, so no shared lock): the compare-and-set retries."""
     caches = [Cache.connect(redis_url, timeout_s=2.0) for _ in range(2)]
     try:
         stores = [CacheSessionStore(cache, model_tag=lambda: "m:test") for cache in caches]
@@ -108,6 +109,26 @@ async def test_fenced_writes_run_only_while_the_erase_generation_is_unchanged(ca
     assert await write_unless_erased(cache, user, 1, writes, op="test")  # one that read the new generation
     assert int(await cache.client.get(keys["count"])) == 2
     assert not await write_unless_erased(cache, user, None, writes, op="test")  # generation unknown: nothing
+
+
+async def test_a_read_modify_write_runs_only_while_what_it_read_is_still_there(cache):
+    user = int(time.time() * 1000) % 10_000_000 + 30_000_000
+    key, counter = f"vitrine:test:cas:{user}", f"vitrine:test:cas:{user}:count"
+
+    def writes(value: bytes) -> FencedWrites:
+        queued = FencedWrites()
+        queued.set(key, value, ex=30)
+        queued.incr(counter)
+        return queued
+
+    assert await write_if_unchanged(cache, user, 0, writes(b"\x00one"), read={key: None}) is Fenced.WRITTEN
+    assert await write_if_unchanged(cache, user, 0, writes(b"lost"), read={key: None}) is Fenced.CHANGED
+    assert await write_if_unchanged(cache, user, 0, writes(b"lost"), read={key: b"\x00on"}) is Fenced.CHANGED
+    assert await write_if_unchanged(cache, user, 0, writes(b"two"), read={key: b"\x00one"}) is Fenced.WRITTEN
+    assert await cache.client.get(key) == b"two" and int(await cache.client.get(counter)) == 2
+    await advance(cache.client, user)
+    assert await write_if_unchanged(cache, user, 0, writes(b"lost"), read={key: b"two"}) is Fenced.ERASED
+    assert await cache.client.get(key) == b"two" and int(await cache.client.get(counter)) == 2
 
 
 async def test_an_unreachable_redis_is_skipped_quickly_and_retried():

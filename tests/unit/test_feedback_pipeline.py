@@ -55,37 +55,6 @@ class FakeLog:
         return row, True
 
 
-class FakeSessions:
-    """Holds sessions like the real store; a yield inside the update invites interleaving, like the network."""
-
-    def __init__(self, erasures: FakeErasures) -> None:
-        self.states: dict[int, SessionState] = {}
-        self.lock = asyncio.Lock()
-        self.erasures = erasures
-
-    async def apply(
-        self,
-        user_id: int,
-        kind: InteractionType,
-        vector: Any,
-        *,
-        weight: float,
-        at: float,
-        erase_generation: int | None,
-    ) -> bool:
-        if erase_generation != await self.erasures.current(user_id):
-            return True  # erased since: dropped, as the real store does (adapters/erasure.py)
-        async with self.lock:  # the real store gets the same effect from WATCH/MULTI
-            state = self.states.get(user_id, SessionState())
-            await asyncio.sleep(0)
-            self.states[user_id] = state.apply(kind, vector, weight=weight, at=at)
-        return True
-
-    async def embedding(self, user_id: int, *, now: float) -> Any:
-        state = self.states.get(user_id)
-        return None if state is None else state.embedding(now)
-
-
 class FakeVersions:
     def __init__(self) -> None:
         self.bumps: list[int] = []
@@ -97,6 +66,42 @@ class FakeVersions:
     async def bump(self, user_id: int, *, erase_generation: int | None) -> None:
         self.bumps.append(user_id)
         self.generations.append(erase_generation)
+
+
+class FakeSessions:
+    """Holds sessions like the real store, and moves the user's version on in the same write; a yield inside the
+    update invites interleaving, like the network."""
+
+    def __init__(self, erasures: FakeErasures, versions: FakeVersions) -> None:
+        self.states: dict[int, SessionState] = {}
+        self.lock = asyncio.Lock()
+        self.erasures = erasures
+        self.versions = versions
+        self.generations: list[int | None] = []
+
+    async def apply(
+        self,
+        user_id: int,
+        kind: InteractionType,
+        vector: Any,
+        *,
+        weight: float,
+        at: float,
+        erase_generation: int | None,
+    ) -> bool:
+        self.generations.append(erase_generation)
+        if erase_generation != await self.erasures.current(user_id):
+            return True  # erased since: dropped, as the real store does (adapters/erasure.py)
+        async with self.lock:  # the real store gets the same effect from its compare-and-set
+            state = self.states.get(user_id, SessionState())
+            await asyncio.sleep(0)
+            self.states[user_id] = state.apply(kind, vector, weight=weight, at=at)
+            await self.versions.bump(user_id, erase_generation=erase_generation)
+        return True
+
+    async def embedding(self, user_id: int, *, now: float) -> Any:
+        state = self.states.get(user_id)
+        return None if state is None else state.embedding(now)
 
 
 class FakeProducts:
@@ -112,7 +117,8 @@ class FakeVectors:
 def make(log: FakeLog | None = None, erasures: FakeErasures | None = None):
     refreshed: list[int] = []
     erasures = erasures or FakeErasures()
-    sessions, versions = FakeSessions(erasures), FakeVersions()
+    versions = FakeVersions()
+    sessions = FakeSessions(erasures, versions)
     pipeline = FeedbackPipeline(
         products=FakeProducts(),
         interactions=log or FakeLog(),
@@ -184,9 +190,26 @@ async def test_the_erase_generation_is_read_before_the_event_is_stored():
     erasures = FakeErasures()
     pipeline, sessions, versions, refreshed = make(FakeLog(erasures=erasures), erasures)
     await pipeline.accept(event())
-    assert 7 not in sessions.states
-    assert versions.generations == [0]  # the counter write carries it too; the profile recompute reads anew
-    assert refreshed == [7]
+    assert 7 not in sessions.states and sessions.generations == [0]
+    assert versions.bumps == []  # the counter moves with the session write, dropped with it
+    assert refreshed == [7]  # the profile recompute reads the generation anew
+
+
+async def test_an_event_that_leaves_the_session_alone_still_makes_cached_answers_stale():
+    pipeline, sessions, versions, _ = make()
+    await pipeline.accept(event(interaction_type="rating", rating=1))
+    assert 7 not in sessions.states and versions.bumps == [7] and versions.generations == [0]
+
+
+async def test_a_session_store_that_cannot_be_reached_still_leaves_the_version_to_its_own_write():
+    pipeline, sessions, versions, _ = make()
+
+    async def unreachable(*_: Any, **__: Any) -> bool:
+        return False
+
+    sessions.apply = unreachable  # type: ignore[method-assign]
+    await pipeline.accept(event())
+    assert versions.bumps == [7]
 
 
 async def test_batch_reports_each_event_on_its_own():
