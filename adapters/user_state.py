@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from collections.abc import Callable
 
@@ -35,6 +36,7 @@ log = logging.getLogger("vitrine.user_state")
 
 SESSION_TTL_S = 4 * 3600  # longer than any session decay: by then the session has faded anyway
 MAX_RACE_RETRIES = 20
+RACE_PAUSE_S = 0.001
 PROFILE_COALESCE_S = 1.0  # events of one user within this of each other share one profile recompute
 LOCK_STRIPES = 256
 
@@ -75,7 +77,9 @@ class CacheSessionStore:
                     return True  # the event is erased with the rest: nothing to apply
                 if outcome is Fenced.WRITTEN:
                     return True
-                # Fenced.CHANGED: another event for this user landed first (on another worker): read again
+                # Fenced.CHANGED: another event for this user landed first (on another worker): read again, after
+                # a pause of up to a millisecond, so that two writers in step do not keep colliding the same way
+                await asyncio.sleep(random.random() * RACE_PAUSE_S)
             log.error("session update for user %s lost the race %d times", user_id, MAX_RACE_RETRIES)
             return False
 
