@@ -14,9 +14,8 @@ The timeout measures Redis, not the worker's event loop. When a wave of requests
 their work back to back, and a reply that came back in a millisecond can sit unread in the socket for longer
 than the timeout; a plain `asyncio.timeout` (or redis-py's socket timeout) then cancels an operation that had
 already succeeded, and the breaker skips the cache for a second, adding uncached work to the pile. So the
-deadline is checked with `asyncio.wait`, which looks at the operation once more after the loop gets back to
-it, and a deadline the loop itself overran is extended by the overrun (up to `MAX_WAIT_S` in all, so a Redis
-that is really gone still costs at most that).
+deadline is a timer that, when it fires, first asks how late the loop ran it: a deadline the loop itself overran
+is extended by the overrun (up to `MAX_WAIT_S` in all, so a Redis that is really gone still costs at most that).
 Hits, misses and round-trip times are recorded per kind in the shared Prometheus metrics.
 """
 
@@ -46,21 +45,34 @@ LATE_S = 0.005  # the loop woke the deadline this much late or more: it was busy
 
 
 async def within(timeout_s: float, call: Callable[[], Awaitable[T]]) -> T:
-    """`await call()`, or TimeoutError once it has had `timeout_s` of the event loop's attention."""
+    """`await call()`, or TimeoutError once it has had `timeout_s` of the event loop's attention.
+
+    The call runs in the caller's task, under an `asyncio.timeout` that a timer of ours expires: a task and an
+    `asyncio.wait` per operation cost more CPU than the Redis command they guarded."""
     loop = asyncio.get_running_loop()
-    operation = asyncio.ensure_future(call())
     started = loop.time()
-    deadline = started + timeout_s
-    while True:
-        done, _ = await asyncio.wait((operation,), timeout=max(0.0, deadline - loop.time()))
-        if done:
-            return operation.result()
+    timer: asyncio.TimerHandle
+
+    def at_deadline(deadline: float) -> None:
+        nonlocal timer
         now = loop.time()
         overrun = now - deadline
         if overrun < LATE_S or now - started >= MAX_WAIT_S:
-            operation.cancel()
-            raise TimeoutError(f"no answer within {timeout_s:g}s")
-        deadline = min(now + overrun, started + MAX_WAIT_S)
+            timeout.reschedule(now)  # Redis had its time: the call is cancelled and the block raises TimeoutError
+        else:  # the loop itself came late: give the reply as long again as the loop kept it waiting
+            later = min(now + overrun, started + MAX_WAIT_S)
+            timer = loop.call_at(later, at_deadline, later)
+
+    timer = loop.call_at(started + timeout_s, at_deadline, started + timeout_s)
+    try:
+        async with asyncio.timeout(None) as timeout:
+            return await call()
+    except TimeoutError:
+        if timeout.expired():
+            raise TimeoutError(f"no answer within {timeout_s:g}s") from None
+        raise
+    finally:
+        timer.cancel()
 
 
 def reconnect_once() -> dict[str, Any]:

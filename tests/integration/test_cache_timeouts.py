@@ -96,3 +96,28 @@ async def test_within_gives_up_after_the_cap_however_late_the_loop():
     with pytest.raises(TimeoutError):
         await within(0.05, never.wait)
     assert time.perf_counter() - started < 0.2
+
+
+async def test_within_leaves_a_cancel_from_outside_a_cancel():
+    """The call runs in the caller's task: a request cancelled meanwhile (its deadline, a client gone) must see
+    CancelledError, not a cache timeout."""
+    never = asyncio.Event()
+    waiting = asyncio.create_task(within(1.0, never.wait))
+    await asyncio.sleep(0.01)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+
+
+async def test_within_passes_on_the_calls_own_timeout_error_and_an_answer_in_time():
+    async def gives_up() -> None:
+        raise TimeoutError("the call's own")
+
+    with pytest.raises(TimeoutError, match="the call's own"):
+        await within(1.0, gives_up)
+
+    async def answers() -> str:
+        await asyncio.sleep(0.01)
+        return "answer"
+
+    assert await within(0.5, answers) == "answer"
