@@ -32,20 +32,21 @@ def long_term_profile(
     events: Iterable[StoredInteraction], vectors: Mapping[int, np.ndarray], *, now: float
 ) -> tuple[np.ndarray | None, int]:
     """(the profile, the number of events that contributed); None when nothing pulls in any direction."""
-    total: np.ndarray | None = None
-    used = 0
+    used: list[np.ndarray] = []
+    strengths: list[float] = []
     for event in events:
         vector = vectors.get(event.product_id)
         weight = interaction_weight(event.interaction_type, event.rating)
         if vector is None or weight <= 0:
             continue
         age = max(0.0, now - event.occurred_at)
-        contribution = np.asarray(vector, dtype=np.float32) * (weight * math.exp(-age / LONG_TERM_DECAY_S))
-        total = contribution if total is None else total + contribution
-        used += 1
-    if total is None:
+        used.append(vector)
+        strengths.append(weight * math.exp(-age / LONG_TERM_DECAY_S))
+    if not used:
         return None, 0
+    # One product of matrices rather than a numpy operation per event: an active shopper has up to MAX_EVENTS.
+    total = np.asarray(strengths, dtype=np.float32) @ np.asarray(used, dtype=np.float32)
     norm = float(np.linalg.norm(total))
     if norm == 0:
         return None, 0
-    return (total / norm).astype(np.float32), used
+    return (total / norm).astype(np.float32), len(used)

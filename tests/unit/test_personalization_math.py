@@ -122,6 +122,26 @@ def test_profile_is_a_time_decayed_weighted_average():
     assert np.allclose(profile, unit(math.exp(-1), 0.3, 0), atol=1e-6)
 
 
+def test_a_full_history_is_the_same_weighted_sum_event_by_event():
+    rng = np.random.default_rng(3)
+    vectors = {pid: rng.standard_normal(16).astype(np.float32) for pid in range(40)}
+    kinds = [InteractionType.VIEW, InteractionType.CLICK, InteractionType.PURCHASE, InteractionType.LIKE]
+    events = [
+        StoredInteraction(int(rng.integers(45)), kinds[i % 4], occurred_at=float(rng.integers(0, 10**8)))
+        for i in range(500)
+    ]
+    now = 10.0**8
+    expected, used = np.zeros(16), 0
+    for event in events:
+        if event.product_id in vectors:
+            strength = interaction_weight(event.interaction_type, None) * math.exp(
+                -(now - event.occurred_at) / LONG_TERM_DECAY_S
+            )
+            expected, used = expected + strength * vectors[event.product_id].astype(np.float64), used + 1
+    profile, counted = long_term_profile(events, vectors, now=now)
+    assert counted == used and np.allclose(profile, expected / np.linalg.norm(expected), atol=1e-6)
+
+
 def test_no_usable_events_means_no_profile():
     events = [StoredInteraction(3, InteractionType.RATING, occurred_at=0.0, rating=2)]
     assert long_term_profile(events, {3: Z}, now=0.0) == (None, 0)
