@@ -24,7 +24,6 @@ from adapters.db.keyword_search import SqlKeywordSearch
 from adapters.db.migrate import schema_readiness
 from adapters.db.products import best_products, count_active_products, fetch_products, product_exists
 from adapters.dictionary import english_words
-from adapters.erasure import EraseGenerations
 from adapters.health import Health, RunnerState
 from adapters.learned_ranking import ShopLearning
 from adapters.local_index import InProcessIndex
@@ -119,7 +118,6 @@ class Components:
         self.interactions = SqlInteractionLog(self.engine)
         self.sessions = CacheSessionStore(self.cache, model_tag=model_tag)
         self.user_versions = CacheUserVersions(self.cache)
-        self.erase_generations = EraseGenerations(self.cache)  # a privacy erase fences off writes in flight
         self.profiles = Profiles(
             self.cache,
             self.interactions,
@@ -133,7 +131,6 @@ class Components:
             vectors=self.product_vectors,
             sessions=self.sessions,
             versions=self.user_versions,
-            erasures=self.erase_generations,
             refresh_profile=self.profiles.schedule,
             on_accepted=lambda kind: FEEDBACK_EVENTS.labels(interaction_type=kind.value).inc(),
         )

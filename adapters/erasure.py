@@ -38,19 +38,21 @@ from domain import cache_keys
 GENERATION_TTL_S = 24 * 3600
 
 
-def _generation(raw: bytes | str | None) -> int:
+def generation_of(raw: bytes | str | None) -> int:
+    """A generation as Redis holds it (none: never erased)."""
     return 0 if raw is None else int(raw)
 
 
 class EraseGenerations:
-    """The `EraseGenerations` port: read a user's erase generation before reading their data."""
+    """Read a user's erase generation before reading their data (feedback reads it with the session:
+    `CacheSessionStore.snapshot`)."""
 
     def __init__(self, cache: Cache) -> None:
         self._cache = cache
 
     async def current(self, user_id: int) -> int | None:
         async def read() -> int | None:
-            return _generation(await self._cache.client.get(cache_keys.erase_generation(user_id)))
+            return generation_of(await self._cache.client.get(cache_keys.erase_generation(user_id)))
 
         return await self._cache.guarded("erase_generation", read, None)
 

@@ -3,9 +3,10 @@
 The session lives in the cache (Redis; in-process on the embedded default), keyed by user and model. Two
 events for one user can arrive at the same moment on different workers, so the read-modify-write of the
 session is a compare-and-set: read it, fold the event in, and write it in a script only if it still holds what
-was read; otherwise read again. Both events are applied, none is lost. The same script moves the user's version
-counter on, so one round trip both applies the event and makes the user's cached answers stale. Profiles are
-durable in `user_profiles` and cached for `CACHE_TTL_USER_EMBEDDING`.
+was read; otherwise read again. Both events are applied, none is lost. The first read is feedback's snapshot,
+taken with the erase generation before the event is stored, and the same script moves the user's version
+counter on: an event costs two round trips, that read and the script, which both applies it and makes the
+user's cached answers stale. Profiles are durable in `user_profiles` and cached for `CACHE_TTL_USER_EMBEDDING`.
 
 Every write here is derived from the user's data read a moment before, and a privacy erase may come in
 between: each carries the user's erase generation, read before that data, and is dropped if an erase
@@ -20,15 +21,23 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from typing import cast
 
 import numpy as np
 
 from adapters.cache import Cache
 from adapters.db.interactions import SqlInteractionLog
-from adapters.erasure import EraseGenerations, Fenced, FencedWrites, write_if_unchanged, write_unless_erased
+from adapters.erasure import (
+    EraseGenerations,
+    Fenced,
+    FencedWrites,
+    generation_of,
+    write_if_unchanged,
+    write_unless_erased,
+)
 from domain import cache_keys
 from domain.interactions import InteractionType
-from domain.ports import ProductVectors, Vector
+from domain.ports import ProductVectors, SessionSnapshot, Vector
 from domain.profile import MAX_EVENTS, long_term_profile
 from domain.session import SessionState
 
@@ -50,6 +59,14 @@ class CacheSessionStore:
     def _key(self, user_id: int) -> str:
         return cache_keys.session_embedding(model=self._model_tag(), user_id=user_id)
 
+    async def snapshot(self, user_id: int) -> SessionSnapshot:
+        async def read() -> SessionSnapshot:
+            generation, stored = await self._cache.client.mget(cache_keys.erase_generation(user_id), self._key(user_id))
+            # The client answers bytes (no decode_responses): a session is packed float32.
+            return SessionSnapshot(erase_generation=generation_of(generation), stored=cast(bytes | None, stored))
+
+        return await self._cache.guarded("session_snapshot", read, SessionSnapshot(erase_generation=None))
+
     async def apply(
         self,
         user_id: int,
@@ -58,15 +75,18 @@ class CacheSessionStore:
         *,
         weight: float,
         at: float,
-        erase_generation: int | None,
+        since: SessionSnapshot,
     ) -> bool:
+        erase_generation = since.erase_generation
         if erase_generation is None:
             return False  # the cache could not say whether the user is being erased: most likely it is down
         key = self._key(user_id)
 
         async def compare_and_set() -> bool:
-            for _ in range(MAX_RACE_RETRIES):
-                read = await self._cache.client.get(key)
+            read: bytes | str | None = since.stored  # the first try starts from the snapshot: no read of its own
+            for attempt in range(MAX_RACE_RETRIES):
+                if attempt:
+                    read = await self._cache.client.get(key)
                 updated = SessionState.loads(read).apply(kind, vector, weight=weight, at=at)
                 writes = FencedWrites()
                 writes.set(key, updated.dumps(), ex=SESSION_TTL_S)

@@ -10,9 +10,10 @@ and the profile will use it.
 An event with context 'search' may name the query whose results led to the product (`query`, stored normalised):
 the search learns from those in the background (domain/click_model.py), never on this request's path.
 
-The user's erase generation is read before the event is stored, and the session and counter writes carry it:
-if an operator erases the user while the event is in flight, the erase removes the stored event and those
-writes are dropped, rather than landing after the erase's cleanup and putting the event's trace back.
+The user's erase generation is read before the event is stored (with the session, in one round trip), and the
+session and counter writes carry it: if an operator erases the user while the event is in flight, the erase
+removes the stored event and those writes are dropped, rather than landing after the erase's cleanup and putting
+the event's trace back.
 """
 
 from __future__ import annotations
@@ -28,10 +29,10 @@ from domain.api_models import FeedbackAnswer, FeedbackBatchItem, FeedbackBatchRe
 from domain.errors import DependencyDown, InvalidRequest, NotFound, VitrineError
 from domain.interactions import InteractionType, interaction_weight
 from domain.ports import (
-    EraseGenerations,
     InteractionLog,
     ProductDirectory,
     ProductVectors,
+    SessionSnapshot,
     SessionStore,
     UserVersions,
 )
@@ -52,7 +53,6 @@ class FeedbackPipeline:
         vectors: ProductVectors,
         sessions: SessionStore,
         versions: UserVersions,
-        erasures: EraseGenerations,
         refresh_profile: Callable[[int], None],
         on_accepted: Callable[[InteractionType], None] = _ignore,
     ) -> None:
@@ -61,7 +61,6 @@ class FeedbackPipeline:
         self.vectors = vectors
         self.sessions = sessions
         self.versions = versions
-        self.erasures = erasures
         self.refresh_profile = refresh_profile
         self.on_accepted = on_accepted
 
@@ -70,7 +69,7 @@ class FeedbackPipeline:
         if not await self.products.exists(event.product_id):
             raise NotFound(f"product {event.product_id} does not exist", field="product_id")
         occurred_at = event.timestamp or datetime.now(UTC)
-        erase_generation = await self.erasures.current(event.user_id)  # before the event is stored (see above)
+        snapshot = await self.sessions.snapshot(event.user_id)  # before the event is stored (see above)
         row, created = await self.interactions.record(event, occurred_at=occurred_at)
         answer = _answer(row)
         if not created:
@@ -79,15 +78,15 @@ class FeedbackPipeline:
         self.on_accepted(event.interaction_type)
         weight = interaction_weight(event.interaction_type, event.rating)
         session_written = weight > 0 and await self._update_session(
-            event, weight=weight, at=occurred_at.timestamp(), erase_generation=erase_generation
+            event, weight=weight, at=occurred_at.timestamp(), since=snapshot
         )
         if not session_written:  # a session write moves the version on with it, in one round trip
-            await self.versions.bump(event.user_id, erase_generation=erase_generation)
+            await self.versions.bump(event.user_id, erase_generation=snapshot.erase_generation)
         self.refresh_profile(event.user_id)
         return answer, False
 
     async def _update_session(
-        self, event: FeedbackRequest, *, weight: float, at: float, erase_generation: int | None
+        self, event: FeedbackRequest, *, weight: float, at: float, since: SessionSnapshot
     ) -> bool:
         """Whether the session store took the event (and with it the version bump)."""
         try:
@@ -99,7 +98,7 @@ class FeedbackPipeline:
             log.info("product %s is not in the index yet; session unchanged", event.product_id)
             return False
         applied = await self.sessions.apply(
-            event.user_id, event.interaction_type, vector, weight=weight, at=at, erase_generation=erase_generation
+            event.user_id, event.interaction_type, vector, weight=weight, at=at, since=since
         )
         if not applied:
             log.warning("session store unavailable; user %s's session not updated (event stored)", event.user_id)

@@ -79,17 +79,24 @@ class InteractionLog(Protocol):
     async def recent_everyone(self, *, since: datetime, limit: int) -> list[StoredInteraction]: ...
 
 
-class EraseGenerations(Protocol):
-    async def current(self, user_id: int) -> int | None:
-        """The user's erase generation; None when it cannot be read (the cache is down).
+@dataclass(frozen=True)
+class SessionSnapshot:
+    """What a session update reads before its event is stored (`SessionStore.snapshot`).
 
-        Read it before reading or storing the data a write of per-user state derives from, and hand it to that
-        write: the write is dropped if the user was erased in between, so a privacy erase is final for
-        everything that started before it (adapters/erasure.py)."""
-        ...
+    `erase_generation` is the user's erase generation, None when it cannot be read (the store is down). The writes
+    that follow the event carry it and are dropped if the user was erased in between, so a privacy erase is final
+    for everything that started before it (adapters/erasure.py). `stored` is the session as the store held it,
+    opaque here: the store's compare-and-set starts from it."""
+
+    erase_generation: int | None
+    stored: bytes | None = None
 
 
 class SessionStore(Protocol):
+    async def snapshot(self, user_id: int) -> SessionSnapshot:
+        """The user's erase generation and session, read together (one round trip) before the event is stored."""
+        ...
+
     async def apply(
         self,
         user_id: int,
@@ -98,12 +105,12 @@ class SessionStore(Protocol):
         *,
         weight: float,
         at: float,
-        erase_generation: int | None,
+        since: SessionSnapshot,
     ) -> bool:
         """Fold one event into the user's session atomically and, in the same write, move the user's version
-        on (as `UserVersions.bump`), unless the user was erased since `erase_generation` (then the event is
-        erased too, and nothing is written). False when nothing could be written: the store cannot be reached
-        or the generation is unknown."""
+        on (as `UserVersions.bump`), unless the user was erased since `since` was read (then the event is erased
+        too, and nothing is written). False when nothing could be written: the store cannot be reached or the
+        generation is unknown."""
         ...
 
     async def embedding(self, user_id: int, *, now: float) -> Vector | None: ...

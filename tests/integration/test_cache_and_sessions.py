@@ -13,6 +13,7 @@ from adapters.erasure import Fenced, FencedWrites, advance, write_if_unchanged, 
 from adapters.user_state import CacheSessionStore, CacheUserVersions
 from domain import cache_keys
 from domain.interactions import InteractionType
+from domain.ports import SessionSnapshot
 from domain.session import SessionState
 
 pytestmark = pytest.mark.integration
@@ -44,12 +45,13 @@ async def test_concurrent_session_updates_lose_nothing(cache):
     store = CacheSessionStore(cache, model_tag=lambda: "m:test")
     user, now = int(time.time() * 1000) % 10_000_000, time.time()
     vectors = np.eye(8, dtype=np.float32)
-    results = await asyncio.gather(
-        *(
-            store.apply(user, InteractionType.CLICK, vectors[i % 8], weight=0.3, at=now, erase_generation=0)
-            for i in range(24)
-        )
-    )
+
+    async def click(i: int) -> bool:  # as feedback does: the snapshot, then (the event stored) the update
+        since = await store.snapshot(user)
+        await asyncio.sleep(0)
+        return await store.apply(user, InteractionType.CLICK, vectors[i % 8], weight=0.3, at=now, since=since)
+
+    results = await asyncio.gather(*(click(i) for i in range(24)))
     assert all(results)
     raw = await cache.client.get(cache_keys.session_embedding(model="m:test", user_id=user))
     state = SessionState.loads(raw)
@@ -65,14 +67,13 @@ async def test_session_updates_from_two_workers_lose_nothing(redis_url):
         stores = [CacheSessionStore(cache, model_tag=lambda: "m:test") for cache in caches]
         user, now = int(time.time() * 1000) % 10_000_000 + 10_000_000, time.time()
         vectors = np.eye(8, dtype=np.float32)
-        results = await asyncio.gather(
-            *(
-                stores[i % 2].apply(
-                    user, InteractionType.ADD_TO_CART, vectors[i % 8], weight=0.5, at=now, erase_generation=0
-                )
-                for i in range(40)
-            )
-        )
+
+        async def add_to_cart(i: int) -> bool:
+            store = stores[i % 2]
+            since = await store.snapshot(user)
+            return await store.apply(user, InteractionType.ADD_TO_CART, vectors[i % 8], weight=0.5, at=now, since=since)
+
+        results = await asyncio.gather(*(add_to_cart(i) for i in range(40)))
         assert all(results)
         state = SessionState.loads(
             await caches[0].client.get(cache_keys.session_embedding(model="m:test", user_id=user))
@@ -81,6 +82,35 @@ async def test_session_updates_from_two_workers_lose_nothing(redis_url):
     finally:
         for cache in caches:
             await cache.close()
+
+
+async def test_a_session_snapshot_reads_the_erase_generation_and_the_session_together(cache):
+    store = CacheSessionStore(cache, model_tag=lambda: "m:test")
+    user, now = int(time.time() * 1000) % 10_000_000 + 30_000_000, time.time()
+    vector = np.eye(8, dtype=np.float32)[0]
+    assert await store.snapshot(user) == SessionSnapshot(erase_generation=0, stored=None)
+    assert await store.apply(user, InteractionType.LIKE, vector, weight=0.5, at=now, since=await store.snapshot(user))
+    since = await store.snapshot(user)
+    assert since.erase_generation == 0
+    assert since.stored == await cache.client.get(cache_keys.session_embedding(model="m:test", user_id=user))
+
+    await advance(cache.client, user)  # an erase after the snapshot: the update is dropped, version included
+    version = await CacheUserVersions(cache).current(user)
+    assert await store.apply(user, InteractionType.LIKE, vector, weight=0.5, at=now, since=since)
+    assert await cache.client.get(cache_keys.session_embedding(model="m:test", user_id=user)) == since.stored
+    assert await CacheUserVersions(cache).current(user) == version
+    assert (await store.snapshot(user)).erase_generation == 1
+
+
+async def test_a_session_snapshot_without_redis_knows_no_generation_and_writes_nothing():
+    cache = Cache.connect("redis://127.0.0.1:1/0", timeout_s=0.5)  # nothing listens on port 1
+    try:
+        store = CacheSessionStore(cache, model_tag=lambda: "m:test")
+        since = await store.snapshot(7)
+        assert since == SessionSnapshot(erase_generation=None)
+        assert not await store.apply(7, InteractionType.CLICK, np.ones(8, np.float32), weight=0.3, at=0.0, since=since)
+    finally:
+        await cache.close()
 
 
 async def test_user_versions_bump(cache):

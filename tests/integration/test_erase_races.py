@@ -26,7 +26,6 @@ from adapters.cache import Cache
 from adapters.db.engine import create_engine
 from adapters.db.interactions import SqlInteractionLog
 from adapters.db.tables import user_profiles
-from adapters.erasure import EraseGenerations
 from adapters.user_state import CacheSessionStore, CacheUserVersions, Profiles
 from domain import cache_keys
 from domain.api_models import FeedbackRequest
@@ -110,7 +109,6 @@ class World:
             vectors=self.vectors,
             sessions=self.sessions,
             versions=self.versions,
-            erasures=EraseGenerations(cache),
             refresh_profile=lambda user_id: None,  # recomputes are run by hand here
         )
 

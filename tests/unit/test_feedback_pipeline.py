@@ -13,6 +13,7 @@ from domain.api_models import FeedbackRequest
 from domain.errors import DependencyDown, NotFound
 from domain.feedback import FeedbackPipeline
 from domain.interactions import InteractionType
+from domain.ports import SessionSnapshot
 from domain.session import SessionState
 
 
@@ -79,6 +80,9 @@ class FakeSessions:
         self.versions = versions
         self.generations: list[int | None] = []
 
+    async def snapshot(self, user_id: int) -> SessionSnapshot:
+        return SessionSnapshot(erase_generation=await self.erasures.current(user_id))
+
     async def apply(
         self,
         user_id: int,
@@ -87,8 +91,9 @@ class FakeSessions:
         *,
         weight: float,
         at: float,
-        erase_generation: int | None,
+        since: SessionSnapshot,
     ) -> bool:
+        erase_generation = since.erase_generation
         self.generations.append(erase_generation)
         if erase_generation != await self.erasures.current(user_id):
             return True  # erased since: dropped, as the real store does (adapters/erasure.py)
@@ -125,7 +130,6 @@ def make(log: FakeLog | None = None, erasures: FakeErasures | None = None):
         vectors=FakeVectors(),
         sessions=sessions,
         versions=versions,
-        erasures=erasures,
         refresh_profile=refreshed.append,
     )
     return pipeline, sessions, versions, refreshed
