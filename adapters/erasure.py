@@ -6,16 +6,15 @@ an event. If the shopper is erased in between, such a write would put erased dat
 cleaned up. An in-process lock cannot prevent it: there are two API workers, and profiles are recomputed in the
 background.
 
-So each user has an erase generation in Redis (`vitrine:erased:{user_id}`). The erase advances it after its
-database part has committed, and deletes the cached keys after that (adapters/privacy.py). A writer reads the
-generation before it reads or stores the data its write derives from, and writes only while the generation is
-unchanged, in one script that checks it (`write_unless_erased`; where the write is a read-modify-write, as the
-session's is, the script also checks that what the writer read is still there: `write_if_unchanged`). Either its
-write lands before the advance, and the erase's
-cleanup removes it; or after, and it is dropped. A writer that starts after the erase reads the new generation and
-writes normally: feedback after an erase is a new history. (A writer that read the old generation just before the
-erase but stored its event just after it is dropped too; the event itself is kept, and the next profile
-recompute uses it.)
+So each user has an erase generation in Redis (`vitrine:erased:{user_id}`). The erase advances it after its database
+part has committed, and deletes the cached keys after that (adapters/privacy.py). A writer reads the generation
+before it reads or stores the data its write derives from, and writes only while the generation is unchanged, in one
+script that checks it (`write_unless_erased`; where the write is a read-modify-write, as the session's is, the
+script also checks that what the writer read is still there: `write_if_unchanged`). Either its write lands before
+the advance, and the erase's cleanup removes it; or after, and it is dropped. A writer that starts after the erase
+reads the new generation and writes normally: feedback after an erase is a new history. (A writer that read the old
+generation just before the erase but stored its event just after it is dropped too; the event itself is kept, and
+the next profile recompute uses it.)
 
 A generation that cannot be read (Redis unreachable) is None, and a writer holding None writes nothing: had it
 written, nothing would tell an erase's cleanup, already past, to come back for it.
