@@ -89,12 +89,14 @@ class Coalescer(Generic[T, R]):
 class InFlightBatcher(Generic[T, R]):
     """One request's runner call, merged with the calls of other requests in this worker while the runner is busy.
 
-    A call goes out at once while fewer than `max_in_flight` are out, so an idle service adds no wait. Calls that
-    arrive while the limit is reached wait for the next free slot and go out together, up to `max_batch` items:
-    under load, or when a wave of requests lands at once, a worker sends a few lists instead of one hop per
-    request. Each hop costs the API worker and the runner more CPU (HTTP, pickle, validation on both sides)
-    than an item in a batch, so the hops saved are CPU the wave no longer queues behind. The runner's adaptive
-    batching still merges the lists of all API workers.
+    A call goes out at the end of the loop's current turn while fewer than `max_in_flight` are out, so an idle
+    service adds no wait, and the calls of requests that the same turn woke (a wave's heavy requests, let go
+    together once its cheap ones are answered: adapters/cheap_first.py) leave as one list rather than the first
+    alone and the rest behind it. Calls that arrive while the limit is reached wait for the next free slot and go
+    out together, up to `max_batch` items: under load, or when a wave of requests lands at once, a worker sends a
+    few lists instead of one hop per request. Each hop costs the API worker and the runner more CPU (HTTP, pickle,
+    validation on both sides) than an item in a batch, so the hops saved are CPU the wave no longer queues behind.
+    The runner's adaptive batching still merges the lists of all API workers.
 
     `run_batch(items)` answers one result per item, in order; a result that is an exception reaches only its
     own caller, an exception from the call reaches every caller of that list. A caller cancelled before its
@@ -115,14 +117,19 @@ class InFlightBatcher(Generic[T, R]):
         self._max_batch = max_batch
         self._waiting: list[tuple[T, asyncio.Future[R]]] = []
         self._in_flight = 0
+        self._send_scheduled = False
 
     async def __call__(self, item: T) -> R:
-        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[R] = loop.create_future()
         self._waiting.append((item, future))
-        self._send_while_free()
+        if not self._send_scheduled:  # after the callbacks already ready in this turn: their calls join the list
+            self._send_scheduled = True
+            loop.call_soon(self._send_while_free)
         return await future
 
     def _send_while_free(self) -> None:
+        self._send_scheduled = False
         while self._waiting and self._in_flight < self._max_in_flight:
             batch = [(item, future) for item, future in self._waiting[: self._max_batch] if not future.done()]
             del self._waiting[: self._max_batch]

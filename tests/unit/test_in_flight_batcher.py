@@ -1,5 +1,6 @@
-"""InFlightBatcher (adapters/coalesce.py): a request's runner call goes out at once while the runner is free, and
-the requests that come while it is busy share the next call."""
+"""InFlightBatcher (adapters/coalesce.py): a request's runner call goes out at once while the runner is free, the
+calls made in one turn of the event loop go out together, and the requests that come while it is busy share the
+next call."""
 
 from __future__ import annotations
 
@@ -60,13 +61,33 @@ async def test_never_more_calls_out_than_allowed_and_lists_capped_at_max_batch()
     runner = SlowRunner()
     batcher: InFlightBatcher[int, int] = InFlightBatcher(runner, max_in_flight=2, max_batch=4)
     runner.gate = asyncio.Event()
-    calls = [asyncio.create_task(batcher(n)) for n in range(12)]
+    first = asyncio.create_task(batcher(0))
     await asyncio.sleep(0.005)
-    assert runner.batches == [[0], [1]]  # the first two went out alone; the rest wait for a free slot
+    calls = [asyncio.create_task(batcher(n)) for n in range(1, 12)]
+    await asyncio.sleep(0.005)
+    assert runner.batches == [[0], [1, 2, 3, 4]]  # one slot was free: the rest wait for a slot
     runner.gate.set()
-    assert await asyncio.gather(*calls) == [n * 10 for n in range(12)]
-    assert runner.batches[2:] == [[2, 3, 4, 5], [6, 7, 8, 9], [10, 11]]
+    assert await asyncio.gather(first, *calls) == [n * 10 for n in range(12)]
+    assert runner.batches[2:] == [[5, 6, 7, 8], [9, 10, 11]]
     assert runner.peak == 2
+
+
+async def test_calls_made_in_one_turn_of_the_loop_go_out_as_one_list():
+    """A wave's heavy requests, woken together (adapters/cheap_first.py), each reach the runner in the same turn:
+    the first must not go out alone with the rest queued behind it."""
+    runner = SlowRunner()
+    batcher: InFlightBatcher[int, int] = InFlightBatcher(runner, max_in_flight=1, max_batch=32)
+    released = asyncio.Event()
+
+    async def heavy(n: int) -> int:
+        await released.wait()
+        return await batcher(n)
+
+    calls = [asyncio.create_task(heavy(n)) for n in range(8)]
+    await asyncio.sleep(0)
+    released.set()
+    assert await asyncio.gather(*calls) == [n * 10 for n in range(8)]
+    assert runner.batches == [list(range(8))]
 
 
 async def test_an_exception_result_reaches_only_its_caller_and_a_failed_call_reaches_its_list():
