@@ -25,6 +25,7 @@ from adapters.db.migrate import schema_readiness
 from adapters.db.products import best_products, count_active_products, fetch_products, product_exists
 from adapters.dictionary import english_words
 from adapters.health import Health, RunnerState
+from adapters.in_flight import REQUESTS
 from adapters.learned_ranking import ShopLearning
 from adapters.local_index import InProcessIndex
 from adapters.loop_lag import watch_loop_lag
@@ -35,7 +36,7 @@ from adapters.product_types import CatalogProductTypes
 from adapters.query_counts import QueryCounts
 from adapters.runner_clients import EncoderClient, IndexClient
 from adapters.shop_words import shop_words
-from adapters.user_state import CacheSessionStore, CacheUserVersions, Profiles
+from adapters.user_state import PROFILE_QUIET_WAIT_S, CacheSessionStore, CacheUserVersions, Profiles
 from adapters.vector_cache import CachedProductVectors
 from adapters.warming import warm_forever
 from domain.feedback import FeedbackPipeline
@@ -124,6 +125,7 @@ class Components:
             self.product_vectors,
             model_tag=model_tag,
             ttl=settings.cache_ttl_user_embedding,
+            until_quiet=lambda: REQUESTS.until_none(at_most=PROFILE_QUIET_WAIT_S),
         )
         self.feedback = FeedbackPipeline(
             products=self.catalog,

@@ -20,7 +20,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import cast
 
 import numpy as np
@@ -47,6 +47,7 @@ SESSION_TTL_S = 4 * 3600  # longer than any session decay: by then the session h
 MAX_RACE_RETRIES = 20
 RACE_PAUSE_S = 0.001
 PROFILE_COALESCE_S = 1.0  # events of one user within this of each other share one profile recompute
+PROFILE_QUIET_WAIT_S = 2.0  # then it waits for the worker to be between requests, at most this long
 LOCK_STRIPES = 256
 
 
@@ -146,12 +147,14 @@ class Profiles:
         *,
         model_tag: Callable[[], str],
         ttl: int,
+        until_quiet: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._cache = cache
         self._store = store
         self._vectors = vectors
         self._model_tag = model_tag
         self._ttl = ttl
+        self._until_quiet = until_quiet
         self._erasures = EraseGenerations(cache)
         self._pending: dict[int, asyncio.Task[None]] = {}
         self._dirty: set[int] = set()
@@ -189,9 +192,13 @@ class Profiles:
     async def _run(self, user_id: int) -> None:
         try:
             # A shopper's clicks come in runs: wait a moment so a run costs one recompute (up to 500 events
-            # read, a profile written), and so the recompute leaves the request's moment of work, a wave of
-            # simultaneous requests included. A 30-day profile loses nothing by it.
+            # read, a profile written). A 30-day profile loses nothing by it. Then wait for the worker to be
+            # between requests: a second after an event is when storefront clients that fire together (once a
+            # second, after a hiccup) send their next wave, and a wave's recomputes (~15% of its requests are
+            # feedback) would take turns on the loop with all of its requests.
             await asyncio.sleep(PROFILE_COALESCE_S)
+            if self._until_quiet is not None:
+                await self._until_quiet()
             while True:
                 self._dirty.discard(user_id)
                 await self.recompute(user_id)
