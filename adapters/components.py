@@ -25,7 +25,7 @@ from adapters.db.migrate import schema_readiness
 from adapters.db.products import best_products, count_active_products, fetch_products, product_exists
 from adapters.dictionary import english_words
 from adapters.health import Health, RunnerState
-from adapters.in_flight import REQUESTS
+from adapters.in_flight import until_quiet
 from adapters.learned_ranking import ShopLearning
 from adapters.local_index import InProcessIndex
 from adapters.loop_lag import watch_loop_lag
@@ -36,7 +36,7 @@ from adapters.product_types import CatalogProductTypes
 from adapters.query_counts import QueryCounts
 from adapters.runner_clients import EncoderClient, IndexClient
 from adapters.shop_words import shop_words
-from adapters.user_state import PROFILE_QUIET_WAIT_S, CacheSessionStore, CacheUserVersions, Profiles
+from adapters.user_state import CacheSessionStore, CacheUserVersions, Profiles
 from adapters.vector_cache import CachedProductVectors
 from adapters.warming import warm_forever
 from domain.feedback import FeedbackPipeline
@@ -125,7 +125,7 @@ class Components:
             self.product_vectors,
             model_tag=model_tag,
             ttl=settings.cache_ttl_user_embedding,
-            until_quiet=lambda: REQUESTS.until_none(at_most=PROFILE_QUIET_WAIT_S),
+            until_quiet=until_quiet,
         )
         self.feedback = FeedbackPipeline(
             products=self.catalog,
@@ -169,7 +169,7 @@ class Components:
     async def _warm_when_ready(self) -> None:
         while not self.runners.ready:
             await asyncio.sleep(1.0)
-        await warm_forever(self.cache, self.search, self.recommend)
+        await warm_forever(self.cache, self.search, self.recommend, until_quiet=until_quiet)
 
     def track_query(self, query: str) -> None:
         """Count the query for popular-query stats and warming (sent to Redis once a second, off the request)."""

@@ -4,9 +4,9 @@ Past the bound a request is answered 503 with `Retry-After` at once, so an overl
 client (or load balancer) can retry elsewhere, instead of a queue in which every request waits seconds.
 Probes and metrics are not counted and never refused: an overloaded worker is alive, and says so.
 
-The same count tells background work (a profile recompute) when the worker is between requests: work that
-answers nobody waits for that, up to a bound, rather than landing in the middle of a wave of requests and
-taking turns on the event loop with every one of them.
+The same count tells background work (profile recomputes, cache warming) when the worker is between
+requests: work that answers nobody waits for that, up to a bound, rather than landing in the middle of a wave
+of requests and taking turns on the event loop with every one of them.
 """
 
 from __future__ import annotations
@@ -48,6 +48,12 @@ class RequestsInFlight:
 
 
 REQUESTS = RequestsInFlight()  # per process, so per API worker: the middleware counts, background work reads
+QUIET_WAIT_S = 2.0  # under sustained load a worker may never be quiet: background work goes ahead after this
+
+
+async def until_quiet() -> None:
+    """For background work of this worker: wait until it is between requests, at most `QUIET_WAIT_S`."""
+    await REQUESTS.until_none(at_most=QUIET_WAIT_S)
 
 
 class InFlightLimitMiddleware:

@@ -47,7 +47,6 @@ SESSION_TTL_S = 4 * 3600  # longer than any session decay: by then the session h
 MAX_RACE_RETRIES = 20
 RACE_PAUSE_S = 0.001
 PROFILE_COALESCE_S = 1.0  # events of one user within this of each other share one profile recompute
-PROFILE_QUIET_WAIT_S = 2.0  # then it waits for the worker to be between requests, at most this long
 LOCK_STRIPES = 256
 
 

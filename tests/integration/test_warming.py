@@ -21,6 +21,9 @@ class Recorder:
     async def recommend(self, request):  # type: ignore[no-untyped-def]
         self.seen.append(request.user_id)
 
+    async def until_quiet(self) -> None:
+        self.seen.append("quiet")
+
 
 @pytest.fixture(params=["redis", "in-process"])
 async def cache(request, redis_url):
@@ -34,9 +37,11 @@ async def cache(request, redis_url):
 async def test_warms_top_queries_and_users_once_per_period(cache):
     await cache.bump_scores(cache_keys.query_counts(), {"black heels": 9, "tote": 5, "rare thing": 1})
     await cache.bump_scores(cache_keys.user_activity(), {"7": 12, "8": 3})
-    search, recommend = Recorder(), Recorder()
-    assert await warm_once(cache, search, recommend) == (3, 2)
-    assert search.seen == ["black heels", "tote", "rare thing"]
-    assert recommend.seen == [7, 8]
+    worker = Recorder()  # its searches, feeds and waits for quiet, in order
+    assert await warm_once(cache, worker, worker, until_quiet=worker.until_quiet) == (3, 2)
+    # each query and user waits for the worker to be between requests: warming answers nobody
+    assert worker.seen == ["quiet", "black heels", "quiet", "tote", "quiet", "rare thing", "quiet", 7, "quiet", 8]
     # another worker in the same period finds the lock taken and does nothing
-    assert await warm_once(cache, Recorder(), Recorder()) == (0, 0)
+    other = Recorder()
+    assert await warm_once(cache, other, other, until_quiet=other.until_quiet) == (0, 0)
+    assert other.seen == []
