@@ -21,12 +21,12 @@ where cheap requests could otherwise keep it going for ever.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from adapters.in_flight import RequestsInFlight
 from adapters.metrics import observe_stage
 
 
@@ -43,23 +43,23 @@ class CheapFirst:
 
     def __init__(self, hold_s: float = 0.0) -> None:
         self.hold_s = hold_s
-        self.cheap = 0
-        self._none_cheap = asyncio.Event()
-        self._none_cheap.set()
+        self._in_cheap_phase = RequestsInFlight()
+
+    @property
+    def cheap(self) -> int:
+        """How many of this worker's requests are in their cheap phase now."""
+        return self._in_cheap_phase.count
 
     def begin(self) -> _Phase:
         phase = _Phase()
         _phase.set(phase)
-        self.cheap += 1
-        self._none_cheap.clear()
+        self._in_cheap_phase.enter()
         return phase
 
     def end(self, phase: _Phase) -> None:
         if phase.cheap:
             phase.cheap = False
-            self.cheap -= 1
-            if self.cheap == 0:
-                self._none_cheap.set()
+            self._in_cheap_phase.leave()
 
     async def turn(self) -> None:
         """Before a runner call: this request's cheap phase is over; wait (at most the hold) for the others'."""
@@ -70,8 +70,7 @@ class CheapFirst:
             return
         loop = asyncio.get_running_loop()
         started = loop.time()
-        with contextlib.suppress(TimeoutError):  # held long enough: go anyway
-            await asyncio.wait_for(self._none_cheap.wait(), timeout=self.hold_s)
+        await self._in_cheap_phase.until_none(at_most=self.hold_s)  # held long enough: go anyway
         observe_stage("cheap_first_wait", loop.time() - started)
 
 

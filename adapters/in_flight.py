@@ -23,7 +23,8 @@ UNBOUNDED_PATHS = ("/health", "/live", "/ready", "/metrics", "/livez", "/readyz"
 
 
 class RequestsInFlight:
-    """The API requests this worker is handling now."""
+    """A count of this worker's requests (all those in flight here; those in their cheap phase in
+    adapters/cheap_first.py), and a bounded wait for it to come down to none."""
 
     def __init__(self) -> None:
         self.count = 0
