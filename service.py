@@ -43,6 +43,7 @@ from adapters import privacy, rate_limit, storefront
 from adapters.bulk import BulkRun, bulk_run
 from adapters.components import Components
 from adapters.edge import install_edge
+from adapters.fast_lane import FastLane
 from adapters.http_errors import error_response, operator_validation_error, unexpected_error_response
 from adapters.http_middleware import configure_logging
 from adapters.metrics import ENDPOINT_CACHE, ENDPOINT_REQUESTS, observe_stage
@@ -69,6 +70,10 @@ settings = get_settings()
 configure_logging(settings.log_level)
 VERSION = "0.1.0"
 
+# Search, recommend and feedback, the requests the shop sends all day, skip BentoML's per-request dispatch once the
+# service has started (adapters/fast_lane.py); their @bentoml.api declarations below stay the routes of record.
+FAST_LANE = FastLane(server_header="BentoML Service/vitrine")
+FAST_LANE_ROUTES = ("search", "recommend", "feedback")
 operator_app = FastAPI(title="vitrine operator endpoints", docs_url=None, redoc_url=None, openapi_url=None)
 operator_app.add_exception_handler(RequestValidationError, operator_validation_error)
 
@@ -92,6 +97,7 @@ class Vitrine:
         self.components = Components(settings, encoder_runner=self.encoder, index_runner=index_runner)
         await self.components.start()
         self.product_images = storefront.ProductImages(self.components.catalog.fetch, settings.catalog_image_roots)
+        FAST_LANE.open(self, [service_definition.apis[name] for name in FAST_LANE_ROUTES])
         serving.settle_gc_after_startup()
 
     @bentoml.on_shutdown
@@ -303,5 +309,5 @@ class Vitrine:
 # @bentoml.service made the class a bentoml Service; mypy still sees the class (a class decorator cannot change
 # a type to mypy) and BentoML's Service is untyped, hence Any.
 service_definition: Any = Vitrine
-install_edge(service_definition, settings)  # CORS, API and operator keys, body limits, rate limits, in-flight bound
+install_edge(service_definition, settings, fast_lane=FAST_LANE)  # CORS, keys, limits, in-flight bound, fast lane
 serving.trace_only_with_an_exporter()  # OpenTelemetry's middleware only where a span can be exported

@@ -9,6 +9,7 @@
     rate limits        RATE_LIMIT_PER_S          429, shared through Redis; bulk: one per item   adapters/rate_limit.py
     in-flight bound    (always)                  503 past API_MAX_IN_FLIGHT      adapters/in_flight.py
     cheap first        API_CHEAP_FIRST_HOLD_MS   a wave's cache hits before its runner calls   adapters/cheap_first.py
+    fast lane          API_FAST_LANE             the shop's routes, not BentoML's dispatch     adapters/fast_lane.py
 
 All are plain ASGI callables (no BaseHTTPMiddleware), so a request pays a few attribute reads for each.
 """
@@ -21,6 +22,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from adapters.body_limit import BodyLimitMiddleware
 from adapters.cheap_first import CheapFirstMiddleware
+from adapters.fast_lane import FastLane, FastLaneMiddleware
 from adapters.http_middleware import RequestContextMiddleware
 from adapters.in_flight import InFlightLimitMiddleware
 from adapters.log_hygiene import install_client_error_filter
@@ -34,7 +36,7 @@ from domain.token_bucket import Limit
 EXPOSED_HEADERS = ["X-Request-ID", "Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"]
 
 
-def install_edge(service: Any, settings: Settings) -> None:
+def install_edge(service: Any, settings: Settings, *, fast_lane: FastLane) -> None:
     """Add the edge middleware to a BentoML service class (the first added sees a request first)."""
     install_client_error_filter()  # refused requests log one WARNING line, not an ERROR with a traceback
     if settings.api_cors_origins:
@@ -69,3 +71,5 @@ def install_edge(service: Any, settings: Settings) -> None:
     service.add_asgi_middleware(InFlightLimitMiddleware, max_in_flight=settings.api_max_in_flight)
     if settings.api_cheap_first_hold_ms:
         service.add_asgi_middleware(CheapFirstMiddleware, hold_s=settings.api_cheap_first_hold_ms / 1000)
+    if settings.api_fast_lane:
+        service.add_asgi_middleware(FastLaneMiddleware, lane=fast_lane)

@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     # requests to get past their cache lookups (adapters/cheap_first.py): a wave's cached answers leave first.
     # 0: no waiting, asyncio's own order.
     api_cheap_first_hold_ms: int = Field(50, ge=0, le=1000)
+    # Search, recommend and feedback answered by the edge's last middleware, not BentoML's per-request dispatch
+    # (adapters/fast_lane.py): the same handlers, less CPU on the worker's loop. false: every route BentoML's.
+    api_fast_lane: bool = True
     # A runner call gives up past its deadline, and a runner that fails or goes silent is skipped until a probe
     # in the background gets an answer (adapters/deadline.py): a dead runner costs the requests in flight this
     # much and the rest nothing; text search then answers from its keyword leg, the rest 503 retryable. Above the

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 import uuid
@@ -95,6 +96,24 @@ def test_repeat_is_served_from_the_cache(stack):
     assert first["cached"] is False
     assert second["cached"] is True
     assert [r["product_id"] for r in second["results"]] == [r["product_id"] for r in first["results"]]
+
+
+def test_the_fast_lane_and_bentomls_route_answer_alike(stack):
+    """JSON goes through the fast lane (adapters/fast_lane.py); a body of another type goes on to BentoML's own
+    route, which reads it as JSON too: the same handler, so the same answer (the second one from the cache)."""
+    body = {"query": f"blue shirt {uuid.uuid4().hex[:6]}", "limit": 9, "filters": {"max_price": 80}}
+    lane = stack.post("/api/v1/search", body)
+    as_text = {"content-type": "text/plain"}
+    bentoml_route = stack.client.post("/api/v1/search", content=json.dumps(body), headers=as_text)
+    assert lane.status_code == bentoml_route.status_code == 200
+    for answer in (lane, bentoml_route):
+        assert answer.headers["content-type"] == "application/json"
+        assert answer.headers["content-length"] == str(len(answer.content))
+    first, second = lane.json(), bentoml_route.json()
+    assert (first["cached"], second["cached"]) == (False, True)
+    for answer in (first, second):
+        del answer["cached"], answer["took_ms"]
+    assert first == second
 
 
 @pytest.mark.parametrize(
