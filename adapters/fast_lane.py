@@ -11,7 +11,7 @@ per request is what the wave costs.
 So the innermost edge middleware serves a POST to one of the listed routes itself, once the service has started:
 it validates the JSON body with the model the handler declares, calls the same handler BentoML would call, and
 answers what the handler returns as BentoML would (the model's JSON; a `Response` as it is), in one send with a
-Content-Length. Everything else goes on to BentoML untouched: another route or method, another content type, a
+Content-Length; an exception the handler let out is vitrine's JSON 500. Everything else goes on to BentoML untouched: another route or method, another content type, a
 request before startup, and a body the model refuses (its bytes replayed), so a bad request still gets
 BentoML's own 400 naming the field, and the OpenAPI document still comes from the `@bentoml.api` declarations.
 """
@@ -28,6 +28,8 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import to_json
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from adapters.http_errors import unexpected_error_response
 
 JSON = "application/json"
 
@@ -100,7 +102,11 @@ class FastLaneMiddleware:
         except ValidationError:  # BentoML answers it, with the 400 every other route gives
             await self.app(scope, _replay(body, receive), send)
             return
-        await self.lane.answer(await route.handler(parsed), scope, receive, send)
+        try:
+            result = await route.handler(parsed)
+        except Exception as exc:  # handlers map their failures to JSON; anything else is still a JSON 500
+            result = unexpected_error_response(exc)
+        await self.lane.answer(result, scope, receive, send)
 
 
 def _is_json(scope: Scope) -> bool:

@@ -36,6 +36,8 @@ class Shop:
     @bentoml.api(route="/ask")
     async def ask(self, question: Question, /) -> Answer:
         self.asked.append(question)
+        if question.text == "explode":
+            raise RuntimeError("a bug")
         if question.text == "refuse":
             return JSONResponse({"error": "InvalidRequest", "field": "text"}, status_code=400)  # type: ignore[return-value]
         return Answer(text=question.text.upper(), limit=question.limit, scores=[0.5, 0.25])
@@ -130,3 +132,11 @@ def test_the_services_fast_lane_routes_can_be_served() -> None:
     lane = FastLane(server_header="BentoML Service/vitrine")
     lane.open(object(), [service.service_definition.apis[name] for name in service.FAST_LANE_ROUTES])
     assert {"/api/v1/search", "/api/v1/recommend", "/api/v1/feedback"} <= lane.paths
+
+
+async def test_a_handler_that_fails_unexpectedly_answers_a_json_500() -> None:
+    lane, _ = opened()
+    client, reached = served(lane)
+    response = await client.post("/ask", json={"text": "explode"})
+    assert response.status_code == 500 and response.json()["error"] == "InternalError"
+    assert reached == []
