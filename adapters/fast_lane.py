@@ -2,18 +2,19 @@
 
 An `@bentoml.api` request goes through BentoML's context and exception middleware and Starlette's router, then
 `api_endpoint`, which binds the method anew for every request (dependency injection and `inspect.signature`),
-validates the body, and sends the answer as a body iterator (two sends). Measured on this box with a BentoML
-service answering a 20-product page, 25 requests in flight: 0.69 ms of API CPU per request through the
-`@bentoml.api` route, 0.39 through a plain Starlette route answering a fixed body, under the same middleware.
+validates the body, and sends the answer as a body iterator (two sends). Measured on this box, a service building
+a 20-product page with 25 requests in flight: 0.47-0.59 ms of API CPU per request through an `@bentoml.api` route,
+0.40-0.44 through a plain Starlette route mounted in the same service (loadtests/README.md, fourteenth session).
 In a bunched wave of the shop's mix the API worker's event loop is what every request waits for, and its CPU
 per request is what the wave costs.
 
 So the innermost edge middleware serves a POST to one of the listed routes itself, once the service has started:
 it validates the JSON body with the model the handler declares, calls the same handler BentoML would call, and
 answers what the handler returns as BentoML would (the model's JSON; a `Response` as it is), in one send with a
-Content-Length; an exception the handler let out is vitrine's JSON 500. Everything else goes on to BentoML untouched: another route or method, another content type, a
-request before startup, and a body the model refuses (its bytes replayed), so a bad request still gets
-BentoML's own 400 naming the field, and the OpenAPI document still comes from the `@bentoml.api` declarations.
+Content-Length; an exception the handler lets out is vitrine's JSON 500. Everything else goes on to BentoML
+untouched: another route or method, another content type, a request before startup, and a body the model
+refuses (its bytes replayed), so a bad request still gets BentoML's own 400 naming the field, and the OpenAPI
+document still comes from the `@bentoml.api` declarations.
 """
 
 from __future__ import annotations
