@@ -140,3 +140,21 @@ async def test_a_handler_that_fails_unexpectedly_answers_a_json_500() -> None:
     response = await client.post("/ask", json={"text": "explode"})
     assert response.status_code == 500 and response.json()["error"] == "InternalError"
     assert reached == []
+
+
+async def test_a_client_gone_before_its_body_arrived_is_not_answered() -> None:
+    lane, instance = opened()
+    sent: list[Any] = []
+
+    async def behind(scope: Any, receive: Any, send: Any) -> None:
+        sent.append("bentoml")
+
+    async def gone() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/ask", "headers": [(b"content-type", b"application/json")]}
+    await FastLaneMiddleware(behind, lane=lane)(scope, gone, send)
+    assert sent == [] and instance.asked == []
