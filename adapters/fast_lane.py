@@ -28,11 +28,12 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from pydantic_core import to_json
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from adapters.http_errors import unexpected_error_response
+from adapters.request_body import content_type, read_body
 
-JSON = "application/json"
+JSON = b"application/json"
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ class FastLane:
             return
         body = result.model_dump_json().encode() if isinstance(result, BaseModel) else to_json(result)
         headers = [
-            (b"content-type", JSON.encode()),
+            (b"content-type", JSON),
             (b"content-length", str(len(body)).encode()),
             (b"server", self._server),
         ]
@@ -95,13 +96,13 @@ class FastLaneMiddleware:
         if route is None or not _is_json(scope):
             await self.app(scope, receive, send)
             return
-        body = await _read_body(receive)
-        if body is None:  # the client left before it finished sending: nobody to answer
+        read = await read_body(receive)
+        if read.body is None:  # the client left before it finished sending: nobody to answer
             return
         try:
-            parsed = route.model.model_validate_json(body or b"{}")
+            parsed = route.model.model_validate_json(read.body or b"{}")
         except ValidationError:  # BentoML answers it, with the 400 every other route gives
-            await self.app(scope, _replay(body, receive), send)
+            await self.app(scope, read.replay, send)
             return
         try:
             result = await route.handler(parsed)
@@ -111,31 +112,7 @@ class FastLaneMiddleware:
 
 
 def _is_json(scope: Scope) -> bool:
-    for name, value in scope["headers"]:
-        if name == b"content-type":
-            return bool(value.split(b";", 1)[0].strip().lower() == JSON.encode())
-    return True  # BentoML reads a body without a content type as JSON
-
-
-async def _read_body(receive: Receive) -> bytes | None:
-    chunks = []
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            return None
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    sent = False
-
-    async def replayed() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replayed
+    sent_type = content_type(scope)
+    if sent_type is None:
+        return True  # BentoML reads a body without a content type as JSON
+    return sent_type.split(b";", 1)[0].strip().lower() == JSON

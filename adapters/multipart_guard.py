@@ -12,9 +12,10 @@ from collections.abc import AsyncGenerator
 
 from starlette.datastructures import Headers, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from adapters.http_errors import send_json
+from adapters.request_body import content_type, read_body
 
 
 class MultipartGuardMiddleware:
@@ -25,31 +26,21 @@ class MultipartGuardMiddleware:
         if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
-        content_type = next((value for name, value in scope.get("headers") or [] if name == b"content-type"), b"")
-        if not content_type.lower().startswith(b"multipart/"):
+        sent_type = content_type(scope) or b""
+        if not sent_type.lower().startswith(b"multipart/"):
             await self.app(scope, receive, send)
             return
-        if b"boundary=" not in content_type.lower():
+        if b"boundary=" not in sent_type.lower():
             await _refuse(send, "a multipart body needs a boundary in its Content-Type header", "Content-Type")
             return
-        messages: list[Message] = []
-        while True:
-            message = await receive()
-            messages.append(message)
-            if message["type"] != "http.request" or not message.get("more_body", False):
-                break
-        if messages[-1]["type"] == "http.disconnect":
+        read = await read_body(receive)
+        if read.body is None:
             return  # the client went away, or the body limit cut it off (it answers 413 itself)
-        problem = await _parse_problem(scope, b"".join(m.get("body", b"") for m in messages))
+        problem = await _parse_problem(scope, read.body)
         if problem is not None:
             await _refuse(send, f"the multipart body is malformed: {problem}", "body")
             return
-        pending = iter(messages)
-
-        async def replay() -> Message:
-            return next(pending, None) or await receive()
-
-        await self.app(scope, replay, send)
+        await self.app(scope, read.replay, send)
 
 
 async def _parse_problem(scope: Scope, body: bytes) -> str | None:
