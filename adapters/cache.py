@@ -17,6 +17,14 @@ already succeeded, and the breaker skips the cache for a second, adding uncached
 deadline is a timer that, when it fires, first asks how late the loop ran it: a deadline the loop itself overran
 is extended by the overrun (up to `MAX_WAIT_S` in all, so a Redis that is really gone still costs at most that).
 Hits, misses and round-trip times are recorded per kind in the shared Prometheus metrics.
+
+Writes that no answer depends on (a result, a query's vector or a product row kept for the next request) go
+*behind* the answer (`write_behind`): the request does not wait for Redis to confirm them. Every await on a
+request's path is a turn of the event loop, and in a wave of requests a turn is the whole backlog's length, so
+an uncached search waited out two such confirmations (its query vector's and its result's) for nothing. Their
+keys name the versions they were computed from (model, index, user), so a write that lands late is never
+wrong, only unused; at most `MAX_WRITES_BEHIND` wait at once, past that a write is dropped, as when Redis is
+down.
 """
 
 from __future__ import annotations
@@ -25,9 +33,10 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
+from pydantic import BaseModel, ValidationError
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -35,6 +44,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from adapters.metrics import CACHE_ERRORS, CACHE_LOOKUPS, CACHE_OP_SECONDS
+from domain.ports import Answer
 
 log = logging.getLogger("vitrine.cache")
 T = TypeVar("T")
@@ -42,6 +52,7 @@ T = TypeVar("T")
 RETRY_AFTER_S = 1.0
 MAX_WAIT_S = 2.0  # a cache operation never holds a request longer, however late the loop runs
 LATE_S = 0.005  # the loop woke the deadline this much late or more: it was busy, not Redis slow
+MAX_WRITES_BEHIND = 1_000  # each lasts at most MAX_WAIT_S: ~20 s of the shop's writes on a Redis that hangs
 
 
 async def within(timeout_s: float, call: Callable[[], Awaitable[T]]) -> T:
@@ -92,6 +103,8 @@ class Cache:
         self._last_answer = time.monotonic()  # the last time any operation came back
         self.last_error: str | None = None
         self._scripts: dict[str, Any] = {}
+        self._behind: set[asyncio.Task[None]] = set()  # held here: the loop keeps only weak references to tasks
+        self.writes_dropped = 0
 
     @classmethod
     def connect(cls, redis_url: str | None, *, timeout_s: float, enabled: bool = True) -> Cache:
@@ -110,6 +123,8 @@ class Cache:
         return cls(client, backend="redis", timeout_s=timeout_s, enabled=enabled)
 
     async def close(self) -> None:
+        if self._behind:  # let the last writes land: the next worker's first requests find them
+            await asyncio.wait(self._behind, timeout=MAX_WAIT_S)
         await self.client.aclose()
 
     def script(self, source: str) -> Any:
@@ -158,7 +173,29 @@ class Cache:
         self._down_until = 0.0
         return round((time.perf_counter() - started) * 1000, 2)
 
-    # --- JSON values (ResultCache protocol) ---------------------------------------------------------------
+    # --- writes behind the answer -------------------------------------------------------------------------
+    def write_behind(self, write: Coroutine[Any, Any, None]) -> None:
+        """Run a cache write (this cache's own, guarded) without waiting for it; see the module's docstring."""
+        if len(self._behind) >= MAX_WRITES_BEHIND:
+            self.writes_dropped += 1
+        if not self.enabled or not self.available or len(self._behind) >= MAX_WRITES_BEHIND:
+            write.close()  # never started: nothing to clean up
+            return
+        task = asyncio.create_task(write)
+        self._behind.add(task)
+        task.add_done_callback(self._written)
+
+    def _written(self, task: asyncio.Task[None]) -> None:
+        self._behind.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:  # Redis failures are guarded already
+            log.error("a cache write behind the answer failed: %r", exc)
+
+    async def writes_landed(self) -> None:
+        """Wait until no write behind an answer is pending (tests read what a request left in the cache)."""
+        while self._behind:
+            await asyncio.wait(set(self._behind))
+
+    # --- JSON values --------------------------------------------------------------------------------------
     async def get_json(self, key: str, *, kind: str) -> Any | None:
         raw = await self.guarded("get", lambda: self.client.get(key), None)
         CACHE_LOOKUPS.labels(kind=kind, result="miss" if raw is None else "hit").inc()
@@ -167,6 +204,27 @@ class Cache:
     async def set_json(self, key: str, value: Any, *, ttl: int, kind: str) -> None:
         payload = json.dumps(value, separators=(",", ":"))
         await self.guarded("set", lambda: self.client.set(key, payload, ex=ttl), None)
+
+    # --- whole answers (ResultCache protocol) --------------------------------------------------------------
+    async def get_model(self, key: str, model: type[Answer], *, kind: str) -> Answer | None:
+        raw = await self.guarded("get", lambda: self.client.get(key), None)
+        CACHE_LOOKUPS.labels(kind=kind, result="miss" if raw is None else "hit").inc()
+        if raw is None:
+            return None
+        try:
+            return model.model_validate_json(raw)
+        except ValidationError:  # kept by a release whose answer had another shape: a miss, then replaced
+            return None
+
+    def keep_model(self, key: str, value: BaseModel, *, ttl: int, kind: str) -> None:
+        """Behind the answer; serialised now, by pydantic in one step (not `model_dump` and then `json.dumps`:
+        that pair cost an API worker ~6% of its CPU in a wave)."""
+        payload = value.model_dump_json()
+
+        async def store() -> None:
+            await self.client.set(key, payload, ex=ttl)
+
+        self.write_behind(self.guarded("set", store, None))
 
     async def get_many_json(self, keys: Sequence[str], *, kind: str) -> list[Any | None]:
         if not keys:

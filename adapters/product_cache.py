@@ -118,8 +118,10 @@ class CachedCatalog:
                 for pid, row in rows.items():
                     found[pid] = row
                     self.hot.put(pid, row)
-                await self._cache.set_many_json(
-                    {cache_keys.product(pid): row for pid, row in rows.items()}, ttl=self._ttl
+                self._cache.write_behind(
+                    self._cache.set_many_json(
+                        {cache_keys.product(pid): row for pid, row in rows.items()}, ttl=self._ttl
+                    )
                 )
         self._observe("enrich", time.perf_counter() - started)
         return found

@@ -116,7 +116,7 @@ class EncoderClient:
         vector = await self._encode(text)
         self._observe("encode", time.perf_counter() - started)
         if keys is not None:
-            await self._cache.set_bytes(keys[0], vector.tobytes(), ttl=self._ttl)
+            self._cache.write_behind(self._cache.set_bytes(keys[0], vector.tobytes(), ttl=self._ttl))
         return vector
 
     async def encode_texts(self, texts: list[str]) -> list[Vector]:
@@ -137,12 +137,10 @@ class EncoderClient:
             fresh = dict(zip(missing, encoded, strict=True))
             found = [fresh[text] if vector is None else vector for text, vector in zip(texts, found, strict=True)]
             if keys is not None:
-                await asyncio.gather(
-                    *(
+                for text, vector in fresh.items():
+                    self._cache.write_behind(
                         self._cache.set_bytes(keys[texts.index(text)], vector.tobytes(), ttl=self._ttl)
-                        for text, vector in fresh.items()
                     )
-                )
         return [vector for vector in found if vector is not None]
 
     async def encode_image(self, image: Any) -> Vector:

@@ -9,15 +9,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
+from pydantic import BaseModel
 
 from domain.filters import SearchFilters
 from domain.interactions import InteractionType
 from domain.profile import StoredInteraction
 
 Vector = np.ndarray  # float32, L2-normalised, shape (dim,)
+Answer = TypeVar("Answer", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -51,9 +53,16 @@ class ProductLookup(Protocol):
 
 
 class ResultCache(Protocol):
-    async def get_json(self, key: str, *, kind: str) -> Any | None: ...
+    """Whole answers, kept as their JSON: pydantic writes and reads it in one step each."""
 
-    async def set_json(self, key: str, value: Any, *, ttl: int, kind: str) -> None: ...
+    async def get_model(self, key: str, model: type[Answer], *, kind: str) -> Answer | None:
+        """The answer kept under `key`; None when there is none (or it no longer reads as `model`)."""
+        ...
+
+    def keep_model(self, key: str, value: BaseModel, *, ttl: int, kind: str) -> None:
+        """Keep `value` without waiting for the store: no answer depends on it, and the key names the versions
+        it was computed from, so one that lands late is never wrong."""
+        ...
 
 
 # --- personalization ----------------------------------------------------------------------------------------

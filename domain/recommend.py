@@ -88,9 +88,8 @@ class RecommendPipeline:
                 user_version=await self.versions.current(request.user_id),
                 params=request.model_dump_json(exclude={"user_id"}),
             )
-            cached = await self.cache.get_json(key, kind="recommend")
-            if cached is not None:
-                response = RecommendResponse.model_validate(cached)
+            response = await self.cache.get_model(key, RecommendResponse, kind="recommend")
+            if response is not None:
                 response.cached = True
                 response.took_ms = _ms_since(started)
                 return response
@@ -125,7 +124,7 @@ class RecommendPipeline:
             cached=False,
         )
         if key is not None:
-            await self.cache.set_json(key, response.model_dump(mode="json"), ttl=self.cache_ttl, kind="recommend")
+            self.cache.keep_model(key, response, ttl=self.cache_ttl, kind="recommend")
         return response
 
     async def _components(self, request: RecommendRequest) -> dict[str, Vector | None]:

@@ -155,9 +155,8 @@ class SearchPipeline:
         learned = await self._learned_for(request, mode)
         if self.cache_enabled:
             key = self._key(request, mode=mode, index_version=self.index_version(), learned=learned)
-            cached = await self.cache.get_json(key, kind="search")
-            if cached is not None:
-                response = SearchResponse.model_validate(cached)
+            response = await self.cache.get_model(key, SearchResponse, kind="search")
+            if response is not None:
                 response.cached = True
                 response.took_ms = _ms_since(started)
                 return response
@@ -212,9 +211,9 @@ class SearchPipeline:
             index_version=page.index_version,
         )
         if self.cache_enabled and not degraded:  # a degraded page is not kept once the encoder is back
-            await self.cache.set_json(
+            self.cache.keep_model(
                 self._key(request, mode=mode, index_version=page.index_version, learned=learned),
-                response.model_dump(mode="json"),
+                response,
                 ttl=self.cache_ttl,
                 kind="search",
             )

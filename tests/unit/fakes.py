@@ -8,10 +8,11 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel
 
 from domain.filters import SearchFilters
 from domain.interactions import InteractionType
-from domain.ports import IndexHits, Vector
+from domain.ports import Answer, IndexHits, Vector
 from domain.profile import StoredInteraction
 
 
@@ -77,11 +78,12 @@ class FakeCache:
         self.values: dict[str, Any] = {}
         self.ttls: dict[str, int] = {}
 
-    async def get_json(self, key: str, *, kind: str) -> Any | None:
-        return self.values.get(key)
+    async def get_model(self, key: str, model: type[Answer], *, kind: str) -> Answer | None:
+        raw = self.values.get(key)
+        return None if raw is None else model.model_validate_json(raw)
 
-    async def set_json(self, key: str, value: Any, *, ttl: int, kind: str) -> None:
-        self.values[key] = value
+    def keep_model(self, key: str, value: BaseModel, *, ttl: int, kind: str) -> None:
+        self.values[key] = value.model_dump_json()  # as Redis holds it: the round trip is part of what is tested
         self.ttls[key] = ttl
 
 
