@@ -114,7 +114,11 @@ class Cache:
             return cls(fakeredis.FakeAsyncRedis(), backend="in-process", timeout_s=timeout_s, enabled=enabled)
         client = Redis.from_url(
             redis_url,
-            socket_timeout=MAX_WAIT_S,  # a backstop only: `within` bounds each operation (see above)
+            # None: `within` bounds each operation (see above), and the few outside it (probes, an erasure) are
+            # bounded by their callers. With a socket timeout redis-py sends every command through
+            # `asyncio.wait_for`, which on Python 3.11 is a task of its own: CPU, and a turn of the event loop
+            # before the command even leaves, per command.
+            socket_timeout=None,
             socket_connect_timeout=timeout_s,
             retry_on_timeout=False,
             health_check_interval=0,

@@ -25,6 +25,7 @@ SEARCH_LEARNING_REFRESH_S), and pages cached before it expire with their TTL.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -42,6 +43,7 @@ from domain import cache_keys
 from domain.errors import DependencyDown
 
 SCAN_BATCH = 500
+ERASE_CACHED_WITHIN_S = 5.0  # three scans of a round trip per SCAN_BATCH keys: only a Redis that hangs takes this
 
 
 async def erase_user(engine: AsyncEngine, cache: Cache, user_id: int) -> dict[str, Any]:
@@ -51,7 +53,8 @@ async def erase_user(engine: AsyncEngine, cache: Cache, user_id: int) -> dict[st
     except (OperationalError, DBAPIError, OSError, ConnectionError) as exc:
         raise DependencyDown("database", str(exc).splitlines()[0]) from exc
     try:
-        cached = await _erase_cached(cache, user_id)
+        async with asyncio.timeout(ERASE_CACHED_WITHIN_S):  # the cache's client has no socket timeout of its own
+            cached = await _erase_cached(cache, user_id)
     except (RedisError, OSError, TimeoutError) as exc:
         raise DependencyDown("cache", f"{type(exc).__name__}: {exc}; the database part is erased, retry") from exc
     return {

@@ -34,7 +34,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from adapters.cache import reconnect_once
+from adapters.cache import reconnect_once, within
 from adapters.http_errors import send_json
 from domain.errors import InvalidRequest, TooManyRequests
 from domain.token_bucket import Decision, Limit, LocalBuckets
@@ -82,7 +82,8 @@ class RedisBuckets:
         share = Limit(rate=limit.rate / workers, burst=max(1, limit.burst // workers))
         self.local = LocalBuckets(limit if redis_url is None else share)
         self._redis_url = redis_url
-        self._timeout_s = timeout_s
+        # Not the cache's 0.25 s: a false outage would hand every worker a bucket of its own for a second.
+        self._bound_s = max(timeout_s, REDIS_MIN_TIMEOUT_S)
         self._client: Redis | None = None
         self._script: Any = None
         self._down_until = 0.0
@@ -91,12 +92,12 @@ class RedisBuckets:
         # Made on first use, inside the worker's event loop.
         if self._script is None:
             assert self._redis_url is not None
-            # Not the cache's 0.25 s: on a loaded machine the event loop alone can take that, and a false outage
-            # would hand every worker a bucket of its own for a second.
+            # No socket timeout: `take` bounds each call with `within`, as the cache does (adapters/cache.py: a socket
+            # timeout costs a task and a turn of the event loop per command).
             self._client = Redis.from_url(
                 self._redis_url,
-                socket_timeout=max(self._timeout_s, REDIS_MIN_TIMEOUT_S),
-                socket_connect_timeout=max(self._timeout_s, REDIS_MIN_TIMEOUT_S),
+                socket_timeout=None,
+                socket_connect_timeout=self._bound_s,
                 retry_on_timeout=False,
                 **reconnect_once(),  # not every worker limiting on its own for a second after a Redis restart
             )
@@ -108,9 +109,11 @@ class RedisBuckets:
         now = time.monotonic()
         if self._redis_url is None or now < self._down_until:
             return self.local.take(client, now, cost)
+        script = self._connect()
         try:
-            allowed, tokens = await self._connect()(
-                keys=[KEY_PREFIX + client], args=[repr(self.limit.rate), self.limit.burst, cost]
+            allowed, tokens = await within(
+                self._bound_s,
+                lambda: script(keys=[KEY_PREFIX + client], args=[repr(self.limit.rate), self.limit.burst, cost]),
             )
         except (RedisError, OSError, TimeoutError) as exc:
             self._down_until = now + REDIS_RETRY_AFTER_S

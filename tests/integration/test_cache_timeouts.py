@@ -15,7 +15,11 @@ import time
 import pytest
 import redis
 
+from adapters import privacy
 from adapters.cache import Cache, within
+from adapters.db.engine import create_engine
+from domain.errors import DependencyDown
+from domain.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -50,6 +54,30 @@ async def test_a_redis_that_does_not_answer_still_times_out(redis_url):
         admin.execute_command("CLIENT", "UNPAUSE")
         admin.close()
         await cache.close()
+
+
+async def test_an_erase_on_a_redis_that_does_not_answer_is_refused_in_its_bound(
+    redis_url, postgres_url, tmp_path, monkeypatch
+):
+    """An erase talks to Redis outside `within` (scans, unlinks); the cache's client has no socket timeout, so its
+    own bound is what answers the operator: 503, retry, not a request that hangs."""
+    monkeypatch.setattr(privacy, "ERASE_CACHED_WITHIN_S", 0.3)
+    admin = redis.Redis.from_url(redis_url)
+    engine = create_engine(Settings(DATABASE_URL=postgres_url, VITRINE_DATA_DIR=tmp_path))
+    cache = Cache.connect(redis_url, timeout_s=0.1)
+    try:
+        await cache.ping()
+        admin.execute_command("CLIENT", "PAUSE", "2000", "ALL")
+        started = time.perf_counter()
+        with pytest.raises(DependencyDown) as refused:
+            await privacy.erase_user(engine, cache, user_id=987_654_321)
+        assert time.perf_counter() - started < 1.0
+        assert refused.value.dependency == "cache"
+    finally:
+        admin.execute_command("CLIENT", "UNPAUSE")
+        admin.close()
+        await cache.close()
+        await engine.dispose()
 
 
 async def test_one_slow_reply_while_redis_answers_others_skips_that_lookup_only(redis_url):

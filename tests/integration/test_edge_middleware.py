@@ -283,6 +283,26 @@ async def test_redis_down_limits_per_worker_to_its_share_without_waiting():
         assert time.perf_counter() - started < 1.0
 
 
+async def test_a_redis_that_does_not_answer_costs_a_request_its_bound_not_a_hang(redis_url):
+    """The buckets' client has no socket timeout (each call is bounded by `within`): a Redis that takes the
+    connection and then answers nothing (CLIENT PAUSE) hands the worker its local bucket within the bound."""
+    import redis as sync_redis
+
+    buckets = RedisBuckets(Limit(rate=2.0, burst=6), redis_url, timeout_s=0.25, workers=2)
+    admin = sync_redis.Redis.from_url(redis_url)
+    app = RateLimitMiddleware(inner_app(), buckets=buckets, by_key=True)
+    try:
+        async with client(app, **{"X-API-Key": f"p-{uuid.uuid4().hex}"}) as http:
+            assert (await http.post("/api/v1/search", content=b"{}")).status_code == 200  # connected, via Redis
+            admin.execute_command("CLIENT", "PAUSE", "3000", "ALL")
+            started = time.perf_counter()
+            assert (await http.post("/api/v1/search", content=b"{}")).status_code == 200  # the local share
+            assert time.perf_counter() - started < 2.0  # the bound (1 s: REDIS_MIN_TIMEOUT_S), not the pause
+    finally:
+        admin.execute_command("CLIENT", "UNPAUSE")
+        admin.close()
+
+
 async def test_the_bucket_key_holds_no_raw_api_key_and_expires(redis_url):
     import redis.asyncio as aioredis
 
