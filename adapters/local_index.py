@@ -53,8 +53,8 @@ class InProcessIndex:
         query = np.asarray(vector, dtype=np.float32)
         if query.shape != (index.dim,) or not np.all(np.isfinite(query)) or not np.any(query):
             raise InvalidRequest(f"the index refused the query: a finite, non-zero vector of {index.dim} dimensions")
-        await cheap_first.turn()
-        hits = await asyncio.to_thread(index.search, query, k=min(k, MAX_K), filters=filters)
+        searching = asyncio.to_thread(index.search, query, k=min(k, MAX_K), filters=filters)
+        hits = await cheap_first.sent_then_turn(searching)
         return IndexHits(ids=hits.ids.tolist(), scores=hits.scores.tolist(), total=hits.total,
                          index_version=index.version)  # fmt: skip
 

@@ -111,9 +111,8 @@ class EncoderClient:
             cached = await self._cache.get_bytes(keys[0], kind="query_embedding")
             if cached is not None:
                 return np.frombuffer(cached, dtype=np.float32)
-        await cheap_first.turn()
         started = time.perf_counter()
-        vector = await self._encode(text)
+        vector = await cheap_first.sent_then_turn(self._encode(text))
         self._observe("encode", time.perf_counter() - started)
         if keys is not None:
             self._cache.write_behind(self._cache.set_bytes(keys[0], vector.tobytes(), ttl=self._ttl))
@@ -130,9 +129,8 @@ class EncoderClient:
             found = [None if raw is None else np.frombuffer(raw, dtype=np.float32) for raw in cached]
         missing = sorted({text for text, vector in zip(texts, found, strict=True) if vector is None})
         if missing:
-            await cheap_first.turn()
             started = time.perf_counter()
-            encoded = await self._encode_batch(missing)
+            encoded = await cheap_first.sent_then_turn(self._encode_batch(missing))
             self._observe("encode_many", time.perf_counter() - started)
             fresh = dict(zip(missing, encoded, strict=True))
             found = [fresh[text] if vector is None else vector for text, vector in zip(texts, found, strict=True)]
@@ -150,9 +148,10 @@ class EncoderClient:
                 f"the loaded model ({tag}) has no image tower; import an open-clip model to search by image",
                 field="image",
             )
-        await cheap_first.turn()
         try:
-            vectors = await self.guard.call(lambda: self._runner.to_async.encode_image([image]), deadline_scale=4)
+            vectors = await cheap_first.sent_then_turn(
+                self.guard.call(lambda: self._runner.to_async.encode_image([image]), deadline_scale=4)
+            )
         except VitrineError:
             raise
         except InvalidArgument as exc:  # the runner refused this image (or this model has no image tower)
@@ -194,8 +193,7 @@ class IndexClient:
 
     async def search(self, vector: Vector, *, k: int, filters: SearchFilters | None) -> IndexHits:
         query = IndexQuery(vector=np.asarray(vector, dtype=np.float32).tolist(), k=k, filters=filters)
-        await cheap_first.turn()
-        result = await self._search(query)
+        result = await cheap_first.sent_then_turn(self._search(query))
         if result.error:  # this query alone was refused (wrong dimension, zero vector): the caller's fault
             raise InvalidRequest(f"the index refused the query: {result.error}")
         self.version = result.index_version
@@ -212,8 +210,7 @@ class IndexClient:
             IndexQuery(vector=np.asarray(vector, dtype=np.float32).tolist(), k=k, filters=filters)
             for vector, k, filters in queries
         ]
-        await cheap_first.turn()
-        results = await self._search_batch(batch)
+        results = await cheap_first.sent_then_turn(self._search_batch(batch))
         answers: list[IndexHits | VitrineError] = []
         for result in results:
             if result.error:

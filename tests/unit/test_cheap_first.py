@@ -40,6 +40,61 @@ async def test_a_runner_call_waits_for_requests_still_in_their_cache_lookup() ->
     assert gate.cheap == 0
 
 
+async def test_a_runner_call_is_sent_at_once_and_its_answer_taken_after_the_cheap_requests() -> None:
+    """The runner works while the worker answers the wave's cheap requests; the heavy request goes on after."""
+    gate = CheapFirst(hold_s=5.0)
+    order: list[str] = []
+    lookup_done = asyncio.Event()
+
+    async def cached_search() -> None:
+        phase = gate.begin()
+        await lookup_done.wait()
+        order.append("cached answered")
+        gate.end(phase)
+
+    async def encoder_call() -> str:
+        order.append("encoder called")
+        return "vector"
+
+    async def uncached_search() -> None:
+        gate.begin()
+        await asyncio.sleep(0)
+        vector = await gate.sent_then_turn(encoder_call())
+        order.append(f"went on with the {vector}")
+
+    cached = asyncio.create_task(cached_search())
+    uncached = asyncio.create_task(uncached_search())
+    await asyncio.sleep(0.05)
+    assert order == ["encoder called"]  # sent while the cached search is still in its lookup
+    lookup_done.set()
+    await asyncio.gather(cached, uncached)
+    assert order == ["encoder called", "cached answered", "went on with the vector"]
+
+
+async def test_a_request_cancelled_while_it_waits_its_turn_cancels_its_runner_call() -> None:
+    gate = CheapFirst(hold_s=5.0)
+    gate.begin()  # another request, in its cheap phase for as long as this test lasts
+    started, cancelled = asyncio.Event(), asyncio.Event()
+
+    async def runner_call() -> None:
+        started.set()
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    async def heavy() -> None:
+        gate.begin()
+        await gate.sent_then_turn(runner_call())
+
+    request = asyncio.create_task(heavy())
+    await started.wait()
+    request.cancel()  # the client went away
+    await asyncio.wait_for(cancelled.wait(), timeout=1.0)
+    assert request.cancelled()
+
+
 async def test_the_wait_is_bounded_by_the_hold() -> None:
     gate = CheapFirst(hold_s=0.05)
     gate.begin()  # a request that stays in its cheap phase (in another task, say)
