@@ -180,10 +180,13 @@ class Cache:
     # --- writes behind the answer -------------------------------------------------------------------------
     def write_behind(self, write: Coroutine[Any, Any, None]) -> None:
         """Run a cache write (this cache's own, guarded) without waiting for it; see the module's docstring."""
-        if len(self._behind) >= MAX_WRITES_BEHIND:
-            self.writes_dropped += 1
-        if not self.enabled or not self.available or len(self._behind) >= MAX_WRITES_BEHIND:
+        if not self.enabled or not self.available:
             write.close()  # never started: nothing to clean up
+            return
+        if len(self._behind) >= MAX_WRITES_BEHIND:  # Redis is slow, not down: the breaker has not opened
+            write.close()
+            self.writes_dropped += 1
+            CACHE_ERRORS.labels(op="write_behind_full").inc()
             return
         task = asyncio.create_task(write)
         self._behind.add(task)

@@ -113,7 +113,7 @@ class EncoderClient:
                 return np.frombuffer(cached, dtype=np.float32)
         started = time.perf_counter()
         vector = await cheap_first.sent_then_turn(self._encode(text))
-        self._observe("encode", time.perf_counter() - started)
+        self._observe("encode", time.perf_counter() - started)  # the call, or the cheap requests' turn if longer
         if keys is not None:
             self._cache.write_behind(self._cache.set_bytes(keys[0], vector.tobytes(), ttl=self._ttl))
         return vector
