@@ -204,8 +204,7 @@ class Cache:
 
     # --- JSON values --------------------------------------------------------------------------------------
     async def get_json(self, key: str, *, kind: str) -> Any | None:
-        raw = await self.guarded("get", lambda: self.client.get(key), None)
-        CACHE_LOOKUPS.labels(kind=kind, result="miss" if raw is None else "hit").inc()
+        raw = await self.get_bytes(key, kind=kind)
         return None if raw is None else json.loads(raw)
 
     async def set_json(self, key: str, value: Any, *, ttl: int, kind: str) -> None:
@@ -214,8 +213,7 @@ class Cache:
 
     # --- whole answers (ResultCache protocol) --------------------------------------------------------------
     async def get_model(self, key: str, model: type[Answer], *, kind: str) -> Answer | None:
-        raw = await self.guarded("get", lambda: self.client.get(key), None)
-        CACHE_LOOKUPS.labels(kind=kind, result="miss" if raw is None else "hit").inc()
+        raw = await self.get_bytes(key, kind=kind)
         if raw is None:
             return None
         try:
@@ -226,12 +224,7 @@ class Cache:
     def keep_model(self, key: str, value: BaseModel, *, ttl: int, kind: str) -> None:
         """Behind the answer; serialised now, by pydantic in one step (not `model_dump` and then `json.dumps`:
         that pair cost an API worker ~6% of its CPU in a wave)."""
-        payload = value.model_dump_json()
-
-        async def store() -> None:
-            await self.client.set(key, payload, ex=ttl)
-
-        self.write_behind(self.guarded("set", store, None))
+        self.write_behind(self.set_bytes(key, value.model_dump_json().encode(), ttl=ttl))
 
     async def get_many_json(self, keys: Sequence[str], *, kind: str) -> list[Any | None]:
         if not keys:

@@ -13,16 +13,18 @@ from starlette.routing import Route
 from adapters.cheap_first import CheapFirst, CheapFirstMiddleware
 
 
+async def cached_search(gate: CheapFirst, lookup_done: asyncio.Event, order: list[str]) -> None:
+    """A request answered from the cache: cheap from arrival until its lookup (held open by the test) is done."""
+    phase = gate.begin()
+    await lookup_done.wait()
+    order.append("cached answered")
+    gate.end(phase)
+
+
 async def test_a_runner_call_waits_for_requests_still_in_their_cache_lookup() -> None:
     gate = CheapFirst(hold_s=5.0)
     order: list[str] = []
     lookup_done = asyncio.Event()
-
-    async def cached_search() -> None:
-        phase = gate.begin()
-        await lookup_done.wait()  # the cache lookup
-        order.append("cached answered")
-        gate.end(phase)
 
     async def uncached_search() -> None:
         gate.begin()
@@ -30,7 +32,7 @@ async def test_a_runner_call_waits_for_requests_still_in_their_cache_lookup() ->
         await gate.turn()  # the encoder call
         order.append("encoder called")
 
-    cached = asyncio.create_task(cached_search())
+    cached = asyncio.create_task(cached_search(gate, lookup_done, order))
     uncached = asyncio.create_task(uncached_search())
     await asyncio.sleep(0.05)
     assert order == [] and gate.cheap == 1  # the uncached search has left its cheap phase and waits
@@ -46,12 +48,6 @@ async def test_a_runner_call_is_sent_at_once_and_its_answer_taken_after_the_chea
     order: list[str] = []
     lookup_done = asyncio.Event()
 
-    async def cached_search() -> None:
-        phase = gate.begin()
-        await lookup_done.wait()
-        order.append("cached answered")
-        gate.end(phase)
-
     async def encoder_call() -> str:
         order.append("encoder called")
         return "vector"
@@ -62,7 +58,7 @@ async def test_a_runner_call_is_sent_at_once_and_its_answer_taken_after_the_chea
         vector = await gate.sent_then_turn(encoder_call())
         order.append(f"went on with the {vector}")
 
-    cached = asyncio.create_task(cached_search())
+    cached = asyncio.create_task(cached_search(gate, lookup_done, order))
     uncached = asyncio.create_task(uncached_search())
     await asyncio.sleep(0.05)
     assert order == ["encoder called"]  # sent while the cached search is still in its lookup
