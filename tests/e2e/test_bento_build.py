@@ -34,7 +34,8 @@ def test_bento_builds_offline_with_the_model_and_a_dockerfile(stack):
     assert model["tag"].startswith("vitrine-encoder:")
     assert services["TextImageEncoder"]["config"]["runner_connection"]["max_requests"] >= 1_000_000
     packed_files = ("service.py", "migrations/versions/0001_initial.py", "runners/index_service.py", "domain/search.py")
-    for packed in (*packed_files, "web/index.html", "web/app.js", "adapters/shop_words.json"):
+    data_files = ("adapters/shop_words.json", "adapters/colour_names.json")
+    for packed in (*packed_files, *data_files, "web/index.html", "web/app.js"):
         assert (bento / "src" / packed).is_file(), packed
     assert not (bento / "src" / "tests").exists()
     requirements = (bento / "env" / "python" / "requirements.txt").read_text()

@@ -59,6 +59,26 @@ def test_the_real_library_knows_shoppers_shades():
     assert "Yellow" in shades["lemon"]
 
 
+def test_the_shops_colour_names_fill_what_matplotlib_lacks():
+    palette = ["Red", "Blue", "Navy Blue", "Grey", "Black", "White", "Brown", "Tan", "Beige", "Maroon", "Orange"]
+    shades = colour_lexicon().shades_for(palette)
+    assert shades["graphite"][0] in ("Black", "Grey")
+    assert "Brown" in shades["cognac"]
+    assert set(shades["espresso"]) <= {"Black", "Brown", "Maroon"}
+    # names the libraries have that a shopper means otherwise: a shoe, a fabric, a person, an adjective, a brand
+    for word in ("ballet", "stiletto", "cashmere", "cowboy", "vintage", "red tape"):
+        assert word not in shades
+
+
+def test_a_fashion_colour_word_is_read_as_its_colour():
+    vocabulary = Vocabulary(
+        words={**VOCABULARY.words, "shoes": 40}, colours=(*VOCABULARY.colours, "Brown"), documents=1099
+    )
+    understood = understand("cognac shoes", vocabulary, colour_names=colour_lexicon(), dictionary=english_words())
+    assert "Brown" in understood.colours
+    assert understood.corrections == {}  # a colour, not a misspelt word
+
+
 @pytest.mark.parametrize(
     ("query", "audience"),
     [("tshirt for my husband", "men"), ("handbag for my wife", "women"), ("top for my mum", "women"),
