@@ -7,6 +7,12 @@ cold-start list: what is popular now, followed by the catalog's best products.
 
 Products the user purchased are left out of feed and category results; viewed or clicked ones may return.
 Answers are cached per user, context and parameters under the user's version counter, which feedback bumps.
+
+The cold-start list (up to `COLD_START_POOL` products) is ranked at most once a minute per process, and which of
+it each set of filters admits is worked out once per ranking (`ColdStartPool`): a stranger's request then costs a
+slice and the rows of its page, not a thousand rows and filter checks. The filters see the rows as they were
+when the list was ranked (as the index's filters see the rows as they were when it was built); the page shows
+the rows as they are now, and a product withdrawn since is skipped.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ POPULARITY_WINDOW = timedelta(days=14)
 POPULARITY_EVENTS = 20_000
 POPULARITY_TTL_S = 60.0
 COLD_START_POOL = 1000
+MAX_FILTER_SETS = 256  # per cold-start pool
 
 
 def with_category(filters: SearchFilters | None, category: str | None) -> SearchFilters | None:
@@ -56,6 +63,26 @@ def with_category(filters: SearchFilters | None, category: str | None) -> Search
 def matches(row: Mapping[str, Any], filters: SearchFilters | None) -> bool:
     """The filters applied to a catalog row, for lists that do not come from the index (domain/filters.py)."""
     return filters is None or filters.admits(row)
+
+
+@dataclass
+class ColdStartPool:
+    """The cold-start list as ranked at `ranked_at`: active products best first, their rows as they were then,
+    and, per set of filters asked for since, the part of the list they admit."""
+
+    ranked_at: float
+    ranked: list[tuple[int, float]]
+    rows: Mapping[int, Mapping[str, Any]]
+    _admitted: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+
+    def admitted(self, filters: SearchFilters | None) -> list[tuple[int, float]]:
+        key = "" if filters is None else filters.model_dump_json()
+        found = self._admitted.get(key)
+        if found is None:
+            found = [(pid, score) for pid, score in self.ranked if matches(self.rows[pid], filters)]
+            if len(self._admitted) < MAX_FILTER_SETS:  # a pool lives a minute; this bounds it against odd clients
+                self._admitted[key] = found
+        return found
 
 
 @dataclass
@@ -75,7 +102,7 @@ class RecommendPipeline:
     cache_ttl: int = 120
     cache_enabled: bool = True
     observe: Callable[[str, float], None] = field(default=lambda stage, seconds: None)
-    _popular: tuple[float, list[tuple[int, float]]] | None = None  # (computed at, cold-start pool)
+    _pool: ColdStartPool | None = None
 
     async def recommend(self, request: RecommendRequest) -> RecommendResponse:
         started = time.perf_counter()
@@ -171,19 +198,24 @@ class RecommendPipeline:
     async def _cold_start(
         self, filters: SearchFilters | None, request: RecommendRequest, exclude: set[int]
     ) -> tuple[list[ProductResult], int]:
-        ranked = await self._cold_start_pool()
-        candidates = [(pid, score) for pid, score in ranked if pid not in exclude]
-        rows = await self.catalog.fetch([pid for pid, _ in candidates])
-        eligible = [(pid, score) for pid, score in candidates if pid in rows and matches(rows[pid], filters)]
-        page = eligible[request.offset : request.offset + request.limit]
-        return [product_result(rows[pid], score=score) for pid, score in page], len(eligible)
+        admitted = (await self._cold_start_pool()).admitted(filters)
+        if exclude:
+            admitted = [(pid, score) for pid, score in admitted if pid not in exclude]
+        wanted = admitted[request.offset :]
+        results: list[ProductResult] = []
+        while wanted and len(results) < request.limit:  # withdrawn since the ranking: skipped, the next one shown
+            batch, wanted = wanted[: request.limit - len(results)], wanted[request.limit - len(results) :]
+            rows = await self.catalog.fetch([pid for pid, _ in batch])
+            results += [product_result(rows[pid], score=score) for pid, score in batch if pid in rows]
+        return results, len(admitted)
 
-    async def _cold_start_pool(self) -> list[tuple[int, float]]:
-        """Popular products, then (too little traffic yet) the catalog's best to fill the pool; recomputed at
-        most once a minute per process: the two queries behind it cost more than the rest of a cold start."""
+    async def _cold_start_pool(self) -> ColdStartPool:
+        """Popular products, then (too little traffic yet) the catalog's best to fill the pool; ranked at most
+        once a minute per process: the two queries and the thousand rows behind it cost more than the rest of a
+        cold start."""
         now = time.time()
-        if self._popular is not None and now - self._popular[0] < POPULARITY_TTL_S:
-            return self._popular[1]
+        if self._pool is not None and now - self._pool.ranked_at < POPULARITY_TTL_S:
+            return self._pool
         events = await self.interactions.recent_everyone(
             since=datetime.now(UTC) - POPULARITY_WINDOW, limit=POPULARITY_EVENTS
         )
@@ -192,8 +224,9 @@ class RecommendPipeline:
             seen = {pid for pid, _ in ranked}
             best = await self.best_products(COLD_START_POOL)
             ranked = ranked + [(pid, 0.0) for pid in best if pid not in seen]
-        self._popular = (now, ranked)
-        return ranked
+        rows = await self.catalog.fetch([pid for pid, _ in ranked])
+        self._pool = ColdStartPool(now, [(pid, score) for pid, score in ranked if pid in rows], rows)
+        return self._pool
 
 
 def _ms_since(started: float) -> float:

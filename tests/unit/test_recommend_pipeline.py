@@ -102,6 +102,19 @@ async def test_cold_start_pages_with_offset():
     assert ids(response) == [11, 12, 13, 14, 15] and response.total == 20
 
 
+async def test_after_the_ranking_a_stranger_costs_the_rows_of_a_page_and_sees_them_as_they_are_now():
+    pipeline, *_ = make_pipeline(best=list(range(1, 31)))
+    catalog: Any = pipeline.catalog
+    await pipeline.recommend(RecommendRequest(user_id=USER, limit=5))  # ranks the pool: all 30 rows read once
+    catalog.fetched.clear()
+    catalog.inactive.add(2)  # withdrawn since the ranking
+    response = await pipeline.recommend(RecommendRequest(user_id=OTHER, limit=5))
+    assert ids(response) == [1, 3, 4, 5, 6]  # 2 skipped, the next one shown in its place
+    assert catalog.fetched == [[1, 2, 3, 4, 5], [6]]
+    priced = await pipeline.recommend(RecommendRequest(user_id=OTHER, limit=5, filters=SearchFilters(max_price=1e9)))
+    assert len(priced.results) == 5 and priced.total == 30  # the filters see the rows as ranked
+
+
 # --- purchases ------------------------------------------------------------------------------------------------
 
 
