@@ -7,14 +7,16 @@ more hits are asked for, so a page stays full whenever enough products match.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from domain.api_models import ProductResult
 from domain.ports import IndexHits, ProductLookup
 from domain.products import product_result
 
-# Extra hits fetched beyond offset+limit so one or two inactive products do not cost a second round trip.
+# Extra hits asked of the index beyond offset+limit so one or two inactive products do not cost a second index
+# call (their replacements' rows are read only when needed).
 BACKFILL_SLACK = 10
 # The index answers at most this many hits per query (runners/index_service_api.MAX_K): deeper pages are empty.
 MAX_HITS = 1000
@@ -40,11 +42,28 @@ async def ranked_page(
     while True:
         hits = await fetch_hits(k)
         candidates = [(pid, score) for pid, score in zip(hits.ids, hits.scores, strict=True) if pid not in exclude]
-        rows = await catalog.fetch([pid for pid, _ in candidates])
-        live = [(pid, score) for pid, score in candidates if pid in rows]
+        rows, live = await _live(candidates, catalog, wanted)
         exhausted = len(hits.ids) < k or k >= MAX_HITS
         if len(live) >= wanted or exhausted:
             break
         k = min(MAX_HITS, k * 2)
     page = [product_result(rows[pid], score=score) for pid, score in live[offset:wanted]]
     return RankedPage(results=page, total=hits.total, index_version=hits.index_version)
+
+
+async def _live(
+    candidates: list[tuple[int, float]], catalog: ProductLookup, wanted: int
+) -> tuple[dict[int, Mapping[str, Any]], list[tuple[int, float]]]:
+    """The first `wanted` active candidates and their rows. Rows are read for as many candidates as the page
+    needs, then for the next ones only if some turned out inactive: the slack stays in the index's answer, where
+    it costs nothing, instead of in every page's product rows."""
+    rows: dict[int, Mapping[str, Any]] = {}
+    live: list[tuple[int, float]] = []
+    start = 0
+    while len(live) < wanted and start < len(candidates):
+        batch = candidates[start : start + wanted - len(live)]
+        start += len(batch)
+        found = await catalog.fetch([pid for pid, _ in batch])
+        rows.update(found)
+        live += [(pid, score) for pid, score in batch if pid in found]
+    return rows, live

@@ -48,6 +48,21 @@ async def test_inactive_products_are_dropped_and_the_page_backfilled():
     assert index.requested_k[-1] > index.requested_k[-2]
 
 
+async def test_a_page_reads_the_rows_it_shows_and_one_more_batch_when_some_are_inactive():
+    pipeline, index, catalog, *_ = make_pipeline(cache_enabled=False)
+    first = await pipeline.search(SearchRequest(query="scarves", limit=10))
+    ids = [r.product_id for r in first.results]
+    assert catalog.fetched[-1] == ids  # the index's slack costs no product rows
+    catalog.fetched.clear()
+    catalog.inactive = {ids[2], ids[5]}
+    again = await pipeline.search(SearchRequest(query="scarves", limit=10))
+    assert [len(batch) for batch in catalog.fetched] == [10, 2]  # the two replacements' rows, read only then
+    assert [r.product_id for r in again.results] == [pid for pid in ids if pid not in catalog.inactive] + [
+        pid for pid in catalog.fetched[1]
+    ]
+    assert len(index.requested_k) == 2  # and no second index call
+
+
 async def test_offset_counts_only_live_products():
     pipeline, _, catalog, *_ = make_pipeline(cache_enabled=False)
     everything = await pipeline.search(SearchRequest(query="coats", limit=30))
