@@ -192,7 +192,7 @@ async def main() -> None:
     )
     parser.add_argument("--grid", action="store_true", help="search fusion and field weights on the split")
     parser.add_argument("--show", type=int, default=0, help="print the N worst hybrid queries (never hard-frozen's)")
-    parser.add_argument("--kinds", action="store_true", help="hybrid NDCG@10 per kind of hard query, per hard split")
+    parser.add_argument("--kinds", action="store_true", help="NDCG@10 per kind of hard query, per mode and hard split")
     args = parser.parse_args()
 
     catalog = judge.load_catalog()
@@ -228,7 +228,7 @@ async def main() -> None:
                         part = [row for row in rows if row["query"].split == split]
                         ndcg, recall = mean(part, "ndcg"), mean(part, "recall")
                         print(f"  {split:12s} {len(part):4d} ndcg@10 {ndcg:.4f}  recall@50 {recall:.4f}")
-                    if mode == "hybrid" and args.kinds:
+                    if args.kinds:
                         kind_of = hard_kinds()
                         for split in ("hard-tune", "hard-frozen"):
                             part = [row for row in rows if row["query"].split == split]
