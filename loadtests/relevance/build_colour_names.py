@@ -10,9 +10,9 @@ color-name-list`; its curated `dist/colornames.bestof.csv`, ~5,000 names) and co
 ('ballet', 'stiletto', 'dallas'), so a name is kept only when:
 - both libraries have it, as one word (a library phrase can be a brand: 'Red Tape' is a colour there);
 - WordNet 3.0 (DIR as for build_shop_words.py) does not know it as an adjective ('vintage', 'cool'), as a
-  person first ('cowboy', 'bride'), as a sport first, as a fabric ('cashmere', 'madras'), or in any sense as
-  something a shop sells ('tuxedo', 'fedora', 'stiletto': build_shop_words.ROOTS).
-Its RGB is color-name-list's. Both licenses travel in the file. No name is typed in here.
+  person first ('cowboy', 'bride'), as a sport first, or in any sense as a fabric or material ('cashmere',
+  'leather', 'hemp') or as something a shop sells ('tuxedo', 'fedora', 'stiletto': build_shop_words.ROOTS).
+Its RGB is color-name-list's. The three licenses travel in the file. No name is typed in here.
 """
 
 from __future__ import annotations
