@@ -90,10 +90,10 @@ class Settings(BaseSettings):
     # Exact (flat) search below this many products, HNSW above it.
     index_exact_threshold: int = Field(50_000, ge=1)
     index_reload_interval_s: float = Field(5.0, gt=0)
-    # True: each API worker holds the index itself (memory-mapped, workers share its pages; no hop, its FAISS work
-    # in a thread). False: the index is a BentoML service of its own, deployed and scaled on its own (Kubernetes'
-    # shape, deploy/kubernetes). README "Topology": which when.
-    index_in_process: bool = True
+    # False: the index is a BentoML service of its own (deployed and scaled on its own; on one machine its FAISS
+    # work runs on another core than the API's event loop). True: each API worker holds the index itself
+    # (memory-mapped, no hop; less CPU per search, but on the API's loop). README "Topology": which when.
+    index_in_process: bool = False
 
     # --- adaptive batching --------------------------------------------------------------------------------
     # BentoML's max_latency_ms is also a shedding deadline: a request that would wait longer is answered 503.

@@ -37,8 +37,6 @@ MIX_TARGETS = (  # (what, request names, p95 limit in ms)
 SYSTEM_LABELS = {
     "baseline": "baseline (plain FastAPI)",
     "vitrine-nocache": "vitrine (settings of this run)",
-    "vitrine-index-service-nocache": "vitrine, the index a service of its own (INDEX_IN_PROCESS=false)",
-    # runs before 1 Dec, late evening, when the index was a service by default
     "vitrine-in-process-index-nocache": "vitrine, the index inside the API worker (INDEX_IN_PROCESS=true)",
     "vitrine-stock-nocache": "vitrine (settings of this run), BentoML's stock dispatcher",
 }
@@ -359,14 +357,9 @@ class Report:
             else:
                 peak_row.append("–")
         rows += [ratio_row, cross_row, limit_row, peak_row]
-        variants = tuple(
-            (system, what)
-            for system, what in (
-                ("vitrine-index-service-nocache", "the index a service of its own (INDEX_IN_PROCESS=false)"),
-                ("vitrine-in-process-index-nocache", "the index in the API worker (INDEX_IN_PROCESS=true)"),
-                ("vitrine-stock-nocache", "BentoML's stock dispatcher (BATCHING_POLICY=stock)"),
-            )
-            if any(system in self.ramps(model) for model in self.models)
+        variants = (
+            ("vitrine-in-process-index-nocache", "the index in the API worker (INDEX_IN_PROCESS=true)"),
+            ("vitrine-stock-nocache", "BentoML's stock dispatcher (BATCHING_POLICY=stock)"),
         )
         for system, what in variants:
             ab_row = [f"A/B, {what}: saturation, / baseline, / limit; crossing", "(A/B)"]

@@ -12,8 +12,8 @@ Everything runs on this machine against 127.0.0.1, bounded in time: each locust 
     baseline         loadtests/baseline.py under uvicorn: uncached search ramp (distinct queries)
     vitrine-nocache  API_ENABLE_CACHE=false, VITRINE_SETTINGS: the same ramp, interleaved step by step with the
                      baseline's; then (ViT) a burst and the recovery after it (BentoML #3630/#3664)
-    vitrine-index-service  (ViT, full run) the same ramp with the index a service of its own
-                     (INDEX_IN_PROCESS=false; the default holds it in the API worker): the topology A/B
+    vitrine-in-process-index  (ViT, full run) the same ramp with the index inside the API worker
+                     (INDEX_IN_PROCESS=true): the topology A/B
     vitrine-stock    (ViT, full run) the same ramp and burst with BentoML's stock dispatcher, i.e. without
                      runners/batching.py's policy (BATCHING_POLICY=stock)
     vitrine          caching on: the shop's mix (vector search) steady at 50 requests/s; the same mix with
@@ -48,7 +48,7 @@ from loadtests.report import SETTLE_S, build_report  # noqa: E402
 # What vitrine is served with in these runs, beyond the code's defaults: nothing since the batching policy
 # (runners/batching.py), which shares one encoder queue best (loadtests/README.md says why).
 VITRINE_SETTINGS: dict[str, str] = {}
-INDEX_SERVICE: dict[str, str] = {"INDEX_IN_PROCESS": "false"}  # A/B: the index a service of its own
+IN_PROCESS_INDEX: dict[str, str] = {"INDEX_IN_PROCESS": "true"}  # A/B: the index inside the API worker
 BASELINE_SETTINGS: dict[str, str] = {"BASELINE_ENCODE_THREADS": "1"}
 STOCK_DISPATCHER: dict[str, str] = {"BATCHING_POLICY": "stock"}  # A/B: without runners/batching.py
 MIX_RATE = 50.0
@@ -398,7 +398,7 @@ def run(plan: Plan, out: Path) -> Path:
             variants = [("vitrine-nocache", "service:Vitrine", VITRINE_SETTINGS)]
             if plan.fix and key == "vit":
                 variants += [
-                    ("vitrine-index-service-nocache", "service:Vitrine", {**VITRINE_SETTINGS, **INDEX_SERVICE}),
+                    ("vitrine-in-process-index-nocache", "service:Vitrine", {**VITRINE_SETTINGS, **IN_PROCESS_INDEX}),
                     ("vitrine-stock-nocache", "service:Vitrine", {**VITRINE_SETTINGS, **STOCK_DISPATCHER}),
                 ]
             for label, app, settings in variants:

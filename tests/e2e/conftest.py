@@ -191,8 +191,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "TRANSFORMERS_OFFLINE": "1",
         "BENTOML_DO_NOT_TRACK": "True",
         "INDEX_RELOAD_INTERVAL_S": "1",
-        # The index a service of its own (Kubernetes' shape); the image-search stack runs it inside each API
-        # worker (INDEX_IN_PROCESS=true, the default): both topologies are served.
+        # The index a service of its own (the default, and Kubernetes' shape); the image-search stack runs it
+        # inside each API worker (INDEX_IN_PROCESS=true): both topologies are served.
         "INDEX_IN_PROCESS": "false",
         "API_REQUIRE_KEY": "true",
         "API_KEYS": f"another-key,{API_KEY}",
