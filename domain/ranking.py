@@ -42,7 +42,7 @@ async def ranked_page(
     while True:
         hits = await fetch_hits(k)
         candidates = [(pid, score) for pid, score in zip(hits.ids, hits.scores, strict=True) if pid not in exclude]
-        rows, live = await _live(candidates, catalog, wanted)
+        rows, live = await first_live(candidates, catalog, wanted)
         exhausted = len(hits.ids) < k or k >= MAX_HITS
         if len(live) >= wanted or exhausted:
             break
@@ -51,12 +51,12 @@ async def ranked_page(
     return RankedPage(results=page, total=hits.total, index_version=hits.index_version)
 
 
-async def _live(
+async def first_live(
     candidates: list[tuple[int, float]], catalog: ProductLookup, wanted: int
 ) -> tuple[dict[int, Mapping[str, Any]], list[tuple[int, float]]]:
     """The first `wanted` active candidates and their rows. Rows are read for as many candidates as the page
-    needs, then for the next ones only if some turned out inactive: the slack stays in the index's answer, where
-    it costs nothing, instead of in every page's product rows."""
+    needs, then for the next ones only if some turned out inactive: a list's slack (the index's extra hits, the
+    cold-start pool) costs no product rows unless it is needed."""
     rows: dict[int, Mapping[str, Any]] = {}
     live: list[tuple[int, float]] = []
     start = 0

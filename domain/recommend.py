@@ -44,7 +44,7 @@ from domain.ports import (
     VectorSearcher,
 )
 from domain.products import product_result
-from domain.ranking import ranked_page
+from domain.ranking import first_live, ranked_page
 
 EXCLUDE_PURCHASED = {RecommendContext.FEED, RecommendContext.CATEGORY}
 POPULARITY_WINDOW = timedelta(days=14)
@@ -201,13 +201,9 @@ class RecommendPipeline:
         admitted = (await self._cold_start_pool()).admitted(filters)
         if exclude:
             admitted = [(pid, score) for pid, score in admitted if pid not in exclude]
-        wanted = admitted[request.offset :]
-        results: list[ProductResult] = []
-        while wanted and len(results) < request.limit:  # withdrawn since the ranking: skipped, the next one shown
-            batch, wanted = wanted[: request.limit - len(results)], wanted[request.limit - len(results) :]
-            rows = await self.catalog.fetch([pid for pid, _ in batch])
-            results += [product_result(rows[pid], score=score) for pid, score in batch if pid in rows]
-        return results, len(admitted)
+        # the rows as they are now: a product withdrawn since the ranking is skipped, the next one shown
+        rows, live = await first_live(admitted[request.offset :], self.catalog, request.limit)
+        return [product_result(rows[pid], score=score) for pid, score in live], len(admitted)
 
     async def _cold_start_pool(self) -> ColdStartPool:
         """Popular products, then (too little traffic yet) the catalog's best to fill the pool; ranked at most
