@@ -23,23 +23,12 @@ import json
 import re
 from pathlib import Path
 
-from build_shop_words import ROOTS, Synsets, read_senses, read_synsets, root_offset
+from build_shop_words import ROOTS, below, other_words, read_senses, read_synsets, root_offset
 
 # Where WordNet's first meaning of a word is one of these, a shopper typing it means that, not a colour.
 FIRST_MEANINGS = {"person.n.01": "a human being", "sport.n.01": "an active diversion"}
 # A word with any meaning under these (or ROOTS) names a material or a product, whatever else it names.
 ANY_MEANINGS = {"fabric.n.01": "artifact made by weaving", "material.n.01": "the tangible substance"}
-
-
-def _below(offset: str, synsets: Synsets) -> set[str]:
-    scope: set[str] = set()
-    stack = [offset]
-    while stack:
-        current = stack.pop()
-        if current not in scope:
-            scope.add(current)
-            stack.extend(synsets[current][2])
-    return scope
 
 
 def _one_word(name: str) -> str | None:
@@ -62,17 +51,11 @@ def read_ntc(package: Path) -> set[str]:
 def build(color_name_list: Path, color_namer: Path, wordnet: Path) -> dict[str, object]:
     synsets = read_synsets(wordnet)
     senses = read_senses(wordnet)
-    adjectives = {
-        line.split(" ", 1)[0]
-        for line in (wordnet / "index.adj").read_text(encoding="latin-1").splitlines()
-        if not line.startswith("  ")
-    }
-    first: set[str] = set()
-    for name, start in FIRST_MEANINGS.items():
-        first |= _below(root_offset(name, start, senses, synsets), synsets)
-    anywhere: set[str] = set()
-    for name, start in {**ROOTS, **ANY_MEANINGS}.items():
-        anywhere |= _below(root_offset(name, start, senses, synsets), synsets)
+    adjectives = other_words(wordnet, ("adj",))
+    first = below([root_offset(name, start, senses, synsets) for name, start in FIRST_MEANINGS.items()], synsets)
+    anywhere = below(
+        [root_offset(name, start, senses, synsets) for name, start in {**ROOTS, **ANY_MEANINGS}.items()], synsets
+    )
 
     def something_else(word: str) -> bool:
         meanings = senses.get(word, [])

@@ -101,10 +101,8 @@ def root_offset(name: str, gloss_start: str, senses: dict[str, list[str]], synse
     return offset
 
 
-def build(wordnet: Path) -> dict[str, object]:
-    synsets = read_synsets(wordnet)
-    senses = read_senses(wordnet)
-    roots = [root_offset(name, start, senses, synsets) for name, start in ROOTS.items()]
+def below(roots: list[str], synsets: Synsets) -> set[str]:
+    """The synsets `roots` and every hyponym of theirs, however deep."""
     scope: set[str] = set()
     stack = list(roots)
     while stack:
@@ -112,6 +110,14 @@ def build(wordnet: Path) -> dict[str, object]:
         if offset not in scope:
             scope.add(offset)
             stack.extend(synsets[offset][2])
+    return scope
+
+
+def build(wordnet: Path) -> dict[str, object]:
+    synsets = read_synsets(wordnet)
+    senses = read_senses(wordnet)
+    roots = [root_offset(name, start, senses, synsets) for name, start in ROOTS.items()]
+    scope = below(roots, synsets)
     lemmas_in_scope = {lemma.lower() for offset in scope for lemma in synsets[offset][0]}
     exceptions: dict[str, list[str]] = defaultdict(list)
     for line in (wordnet / "noun.exc").read_text(encoding="latin-1").splitlines():
@@ -151,10 +157,10 @@ def _noun_forms(lemma: str) -> list[str]:
     return [lemma, *detached_forms(lemma)]
 
 
-def _other_words(wordnet: Path) -> set[str]:
-    """Lemmas WordNet has as adjectives, adverbs or verbs."""
+def other_words(wordnet: Path, parts_of_speech: tuple[str, ...] = ("adj", "adv", "verb")) -> set[str]:
+    """Lemmas WordNet has as these parts of speech (by default every one but nouns)."""
     words: set[str] = set()
-    for pos in ("adj", "adv", "verb"):
+    for pos in parts_of_speech:
         for line in (wordnet / f"index.{pos}").read_text(encoding="latin-1").splitlines():
             if not line.startswith("  "):
                 words.add(_wordnet_lemma(line.split(" ", 1)[0]))
@@ -166,7 +172,7 @@ def add_emoji(lexicon: dict[str, Any], wordnet: Path, cldr: Path, emojibase: Pat
     synsets: dict[str, dict[str, Any]] = lexicon["synsets"]
     senses = {_wordnet_lemma(lemma): offsets for lemma, offsets in read_senses(wordnet).items()}
     shop_lemmas = {_wordnet_lemma(lemma) for entry in synsets.values() for lemma in entry["lemmas"]}
-    other_words = _other_words(wordnet)
+    non_nouns = other_words(wordnet)
 
     def noun_senses(word: str) -> list[str]:
         return next((senses[form] for form in _noun_forms(_wordnet_lemma(word)) if form in senses), [])
@@ -174,7 +180,7 @@ def add_emoji(lexicon: dict[str, Any], wordnet: Path, cldr: Path, emojibase: Pat
     def keep(word: str) -> bool:
         """Not a shop lemma already (WordNet's reading stands), and not a word WordNet has only as a non-noun."""
         forms = _noun_forms(_wordnet_lemma(word))
-        return not shop_lemmas & set(forms) and (bool(noun_senses(word)) or _wordnet_lemma(word) not in other_words)
+        return not shop_lemmas & set(forms) and (bool(noun_senses(word)) or _wordnet_lemma(word) not in non_nouns)
 
     def anchor(name: str, *, head: bool) -> str | None:
         """The commonest shop synset the name (or, with `head`, its last word) is a lemma of; plurals as lemmas."""
